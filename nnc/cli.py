@@ -1,0 +1,257 @@
+"""The ``nnc`` command line: compress, decompress, info, train.
+
+stdout carries only data (an image or .nnc bytes when the output is ``-``, or ``info``'s
+report); every human message goes to stderr. Exit codes (README, "Exit codes"):
+0 ok, 1 internal error, 2 usage, 3 unreadable input, 4 corrupt or unsupported .nnc,
+5 output problem, 6 model or weights problem, 130 interrupted.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from .errors import InputError, NNCError, OutputError
+
+EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+DEBUG = False
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"nnc: error: {message}", err=True)
+    sys.exit(code)
+
+
+def read_input(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{path}: no such file")
+    if p.is_dir():
+        raise InputError(f"{path}: is a directory, not a file")
+    try:
+        return p.read_bytes()
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror})") from None
+
+
+def write_output(path: str, data: bytes, force: bool) -> None:
+    """Write atomically: a temporary file beside the target, renamed into place at the end."""
+    if path == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise OutputError(f"{path}: is a directory")
+    if p.exists() and not force:
+        raise OutputError(f"{path}: already exists (use --force to overwrite)")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"{path}: directory {parent} does not exist")
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=parent)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+        tmp = None
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write ({e.strerror or e})") from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def plan_outputs(inputs: tuple[str, ...], out_dir: str | None, suffix: str) -> list[tuple[str, str]]:
+    """Pairs (input, output) from the positional arguments and -o."""
+    if not inputs:
+        raise click.UsageError("no input given")
+    if out_dir is not None:
+        d = Path(out_dir)
+        if not d.is_dir():
+            raise OutputError(f"{out_dir}: output directory does not exist")
+        if "-" in inputs:
+            raise click.UsageError("'-' (stdin) cannot be used with -o DIR")
+        return [(i, str(d / (Path(i).stem + suffix))) for i in inputs]
+    if len(inputs) == 1:
+        i = inputs[0]
+        return [(i, "-" if i == "-" else str(Path(i).with_suffix(suffix)))]
+    if len(inputs) == 2:
+        return [(inputs[0], inputs[1])]
+    raise click.UsageError("several inputs need -o DIR for the outputs")
+
+
+def _progress(items, desc: str):
+    if sys.stderr.isatty() and len(items) > 1:
+        from tqdm import tqdm
+        return tqdm(items, desc=desc, unit="image", file=sys.stderr)
+    return items
+
+
+def _run(fn):
+    """Run a command body: user errors become one line on stderr and an exit code."""
+    try:
+        fn()
+    except NNCError as e:
+        if DEBUG:
+            raise
+        _fail(str(e), e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("nnc: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.exceptions.ClickException:
+        raise
+    except MemoryError:
+        _fail("out of memory (try a smaller image or --device cpu)", EXIT_INTERNAL)
+    except Exception as e:   # a bug: say so in one line unless --debug
+        if DEBUG:
+            raise
+        _fail(f"internal error: {type(e).__name__}: {e} (rerun with --debug for details)",
+              EXIT_INTERNAL)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="nnc")
+@click.option("--debug", is_flag=True, help="Show Python tracebacks on errors.")
+def main(debug: bool) -> None:
+    """nnc: a neural image codec that sends samples, not quantized latents."""
+    global DEBUG
+    DEBUG = debug
+
+
+_device = click.option("--device", default="auto", show_default=True,
+                       help="cpu, cuda, or auto (cuda when present).")
+_force = click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
+_outdir = click.option("-o", "--output-dir", "out_dir", type=click.Path(file_okay=False),
+                       help="Write outputs into this directory (for several inputs).")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(allow_dash=True))
+@_outdir
+@click.option("-q", "--quality", type=click.FloatRange(0, 1), default=None,
+              help="Rate parameter in [0, 1]: higher means more bits and better quality. "
+                   "[default: 0.5]")
+@click.option("--bpp", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Target bits per pixel (bisection over the rate parameter).")
+@click.option("--seed", type=click.IntRange(0, 2 ** 32 - 1), default=0, show_default=True,
+              help="Seed of the shared randomness.")
+@click.option("--model", "model_name", default=None, help="Model name (default: shipped).")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=100_000_000,
+              show_default=True, help="Refuse images with more pixels than this.")
+@_device
+@_force
+def compress(paths, out_dir, quality, bpp, seed, model_name, max_pixels, device, force):
+    """Compress images (PNG, ...) to .nnc.
+
+    \b
+    nnc compress in.png out.nnc      one file
+    nnc compress in.png              writes in.nnc
+    nnc compress *.png -o outdir/    several files
+    nnc compress - - < in.png > out.nnc
+    """
+    if quality is not None and bpp is not None:
+        raise click.UsageError("give --quality or --bpp, not both")
+
+    def body():
+        from . import codec
+        from .image_io import read_image
+        from .model.weights import load_model
+        for src, dst in _progress(plan_outputs(paths, out_dir, ".nnc"), "compress"):
+            if dst != "-" and Path(dst).exists() and not force:
+                raise OutputError(f"{dst}: already exists (use --force to overwrite)")
+            img = read_image(read_input(src), max_pixels=max_pixels)
+            q = 0.5 if quality is None else quality
+            if bpp is not None:
+                dev = codec.pick_device(device)
+                model, _ = load_model(model_name, dev)
+                q = codec.quality_for_bpp(img, bpp, model, dev)
+            data = codec.compress(img, quality=q, seed=seed, model_name=model_name,
+                                  device=device)
+            write_output(dst, data, force)
+    _run(body)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(allow_dash=True))
+@_outdir
+@_device
+@_force
+def decompress(paths, out_dir, device, force):
+    """Decompress .nnc files to PNG.
+
+    \b
+    nnc decompress in.nnc out.png
+    nnc decompress *.nnc -o outdir/
+    """
+    def body():
+        from . import codec
+        from .image_io import write_png
+        for src, dst in _progress(plan_outputs(paths, out_dir, ".png"), "decompress"):
+            if dst != "-" and Path(dst).exists() and not force:
+                raise OutputError(f"{dst}: already exists (use --force to overwrite)")
+            img = codec.decompress(read_input(src), device=device)
+            write_output(dst, write_png(img), force)
+    _run(body)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(allow_dash=True))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def info(paths, as_json):
+    """Print the header of .nnc files and where the bits went."""
+    def body():
+        from .info import describe, format_text
+        reports = [describe(read_input(p), p) for p in paths]
+        if as_json:
+            click.echo(json.dumps(reports if len(reports) > 1 else reports[0], indent=2))
+        else:
+            click.echo("\n".join(format_text(r) for r in reports), nl=False)
+    _run(body)
+
+
+@main.command()
+@click.argument("data", type=click.Path(exists=True, file_okay=False))
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--steps", type=click.IntRange(min=1), default=20000, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--crop", type=click.IntRange(min=64), default=128, show_default=True)
+@click.option("--lr", type=float, default=2e-4, show_default=True)
+@click.option("--warmup", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="KL warm-up steps.")
+@click.option("--resume", is_flag=True, help="Continue from OUT/ckpt.pt.")
+@click.option("--time-limit", type=float, default=None, help="Stop (with a checkpoint) after "
+              "this many seconds.")
+@click.option("--export", "export_name", default=None,
+              help="When done, install the model into weights/ under this name.")
+@_device
+def train(data, out, steps, batch, crop, lr, warmup, resume, time_limit, export_name, device):
+    """Train (or fine-tune from scratch) a PLN on a folder of images."""
+    def body():
+        from . import codec
+        from .train import train as run_train
+        from .model.weights import install
+        dev = codec.pick_device(device)
+        ckpt = run_train(Path(data), Path(out), steps, batch=batch, crop=crop, lr=lr,
+                         warmup=warmup, resume=resume, device=dev,
+                         progress=sys.stderr.isatty(), time_limit_s=time_limit)
+        click.echo(f"nnc: checkpoint {ckpt}", err=True)
+        if export_name:
+            install(ckpt, export_name, {"training_data": str(data)})
+            click.echo(f"nnc: installed model {export_name!r}", err=True)
+    _run(body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,289 @@
+"""Orchestration: image <-> latents <-> bytes. The only module that knows all three.
+
+::
+
+    compress:   RasterImage ─pad─▶ x ─PLN.encode─▶ q(z2|x)
+                q(z2|x) ─importance coder─▶ z2 ─PLN.prior1─▶ p(z1|z2) ─combine─▶ q(z1|z2,x)
+                q(z1|z2,x), p(z1|z2) ─greedy coder─▶ z1;  codes ─container─▶ bytes
+    decompress: bytes ─container─▶ codes ─▶ z2 ─PLN.prior1─▶ p(z1|z2) ─▶ z1 ─PLN.decode─▶ x̂
+"""
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import container
+from .coding import sideinfo
+from .coding.greedy import greedy_decode, greedy_encode, kl_bits_standardized, shard_counts
+from .coding.importance import Level2Code, importance_decode, importance_encode
+from .errors import FormatError, ModelError
+from .image_io import RasterImage, compute_padding
+from .model.pln import PLN, combine_posterior
+from .model.weights import load_model
+
+
+@dataclass(frozen=True)
+class CoderParams:
+    """Coder settings (recorded in the header). Defaults chosen by benchmarks/coders.py."""
+    l1_block_w: int = 4
+    l1_block_h: int = 2
+    l1_shard_bits: int = 8
+    l1_max_shards: int = 15
+    l2_index_bits: int = 12
+    l2_max_group: int = 64
+    l2_group_kl_bits: float = 11.0
+    l2_outlier_kl_bits: float = 11.0
+
+
+@dataclass
+class CompressStats:
+    kl1_bits: float = 0.0
+    kl2_bits: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+def pick_device(device: str | None = None) -> str:
+    if device and device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+# --- level-1 block layout: (1, M, H1, W1) <-> (n_blocks, bh*bw), channel-major ---
+def to_blocks(t: torch.Tensor, bh: int, bw: int) -> torch.Tensor:
+    _, m, h, w = t.shape
+    return (t.reshape(m, h // bh, bh, w // bw, bw).permute(0, 1, 3, 2, 4)
+             .reshape(m * (h // bh) * (w // bw), bh * bw))
+
+
+def from_blocks(b: torch.Tensor, m: int, h: int, w: int, bh: int, bw: int) -> torch.Tensor:
+    return (b.reshape(m, h // bh, w // bw, bh, bw).permute(0, 1, 3, 2, 4)
+             .reshape(1, m, h, w))
+
+
+def _shard_contexts(shards: np.ndarray, first_row_mean: int) -> np.ndarray:
+    """Mean for each shard count: the count of the block above (same channel and column)."""
+    ctx = np.empty(shards.shape, dtype=np.float64)
+    ctx[:, 0, :] = first_row_mean
+    ctx[:, 1:, :] = shards[:, :-1, :]
+    return ctx
+
+
+def _to_tensor(img: RasterImage, stride: int, device: str) -> torch.Tensor:
+    h, w, _ = img.rgb.shape
+    x = torch.from_numpy(np.array(img.rgb, dtype=np.uint8, copy=True)).to(device)
+    x = x.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+    ph, pw = compute_padding(h, w, stride)
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+    return x
+
+
+@torch.no_grad()
+def estimate_bpp(img: RasterImage, quality: float, model: PLN, device: str) -> float:
+    """ΣKL rate (bits per pixel) at a quality without coding: for rate control."""
+    x = _to_tensor(img, model.stride, device)
+    q = torch.tensor([quality], device=device)
+    (mu_x, s_x), (mu2, s2) = model.encode(x, q)
+    mu_p, s_p = model.prior1(mu2, q)
+    mu1, s1 = combine_posterior(mu_x, s_x, mu_p, s_p)
+    kl = kl_bits_standardized(mu2, s2).sum() + \
+        kl_bits_standardized((mu1 - mu_p) / s_p, s1 / s_p).sum()
+    return kl.item() / (img.rgb.shape[0] * img.rgb.shape[1])
+
+
+def quality_for_bpp(img: RasterImage, bpp: float, model: PLN, device: str,
+                    steps: int = 12) -> float:
+    """Bisection over the rate parameter so the estimated rate meets ``bpp``."""
+    lo, hi = 0.0, 1.0
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        if estimate_bpp(img, mid, model, device) > bpp:
+            hi = mid
+        else:
+            lo = mid
+    return lo
+
+
+@torch.no_grad()
+def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
+             model_name: str | None = None, device: str | None = None,
+             params: CoderParams = CoderParams(), stats: CompressStats | None = None) -> bytes:
+    device = pick_device(device)
+    model, digest = load_model(model_name, device)
+    name = model_name or _default_name()
+    if not 0.0 <= quality <= 1.0:
+        raise ValueError("quality must be within [0, 1]")
+    h, w, _ = img.rgb.shape
+    x = _to_tensor(img, model.stride, device)
+    q = torch.tensor([quality], device=device)
+    p = params
+
+    # level 2: q(z2|x) against p(z2) = N(0, I), already standardized
+    (mu_x, s_x), (mu2, s2) = model.encode(x, q)
+    code2, z2 = importance_encode(mu2, s2, seed, p.l2_index_bits, p.l2_group_kl_bits,
+                                  p.l2_max_group, p.l2_outlier_kl_bits)
+    z2 = z2.reshape(mu2.shape)
+
+    # level 1: q(z1|z2,x) against p(z1|z2), standardized by the prior
+    mu_p, s_p = model.prior1(z2, q)
+    mu1, s1 = combine_posterior(mu_x, s_x, mu_p, s_p)
+    bh, bw = p.l1_block_h, p.l1_block_w
+    mean = to_blocks((mu1 - mu_p) / s_p, bh, bw)
+    std = to_blocks(s1 / s_p, bh, bw)
+    kl1 = kl_bits_standardized(mean, std)
+    shards = shard_counts(kl1.sum(1), p.l1_shard_bits, p.l1_max_shards)
+    indices, _ = greedy_encode(mean, std, shards, seed, p.l1_shard_bits)
+    if stats is not None:
+        stats.kl1_bits = kl1.sum().item()
+        stats.kl2_bits = kl_bits_standardized(mu2, s2).sum().item()
+
+    header = container.Header(
+        width=w, height=h, channels=1 if img.gray else 3, alpha=img.alpha is not None,
+        quality=float(quality), seed=seed, l1_block_w=bw, l1_block_h=bh,
+        l1_shard_bits=p.l1_shard_bits, l1_max_shards=p.l1_max_shards,
+        l2_index_bits=p.l2_index_bits, l2_max_group=p.l2_max_group,
+        l2_group_kl_bits=p.l2_group_kl_bits, l2_outlier_kl_bits=p.l2_outlier_kl_bits,
+        model_name=name, weights_sha256=digest)
+    sections = {}
+    sections["Z2SI"], sections["Z2IX"] = _write_level2(code2, mu2.numel(), p)
+    m, h1, w1 = mu1.shape[1:]
+    sections["Z1SI"], sections["Z1IX"] = _write_level1(
+        shards.cpu().numpy().reshape(m, h1 // bh, w1 // bw), indices.cpu().numpy(), p)
+    if img.alpha is not None:
+        sections["ALPH"] = zlib.compress(np.ascontiguousarray(img.alpha).tobytes(), 9)
+    return container.write(container.Container(header, sections))
+
+
+def _default_name() -> str:
+    from .model.weights import default_model_name
+    return default_model_name()
+
+
+def _write_level2(code: Level2Code, n_dims: int, p: CoderParams) -> tuple[bytes, bytes]:
+    n_out, n_groups = len(code.outlier_positions), len(code.group_sizes)
+    si = sideinfo.Writer()
+    si.uniform(code.outlier_positions, n_dims)
+    si.uniform(code.outlier_values, 1 << 16)
+    sizes = code.group_sizes - 1
+    m0 = int(np.clip(np.median(sizes) if n_groups else 0, 0, 255))
+    means = np.full(n_groups, float(m0))
+    s0, s1 = sideinfo.choose_scale(sizes, means, p.l2_max_group - 1)
+    si.laplace(sizes, means, s0, s1, p.l2_max_group - 1)
+    side = struct.pack("<IIBBB", n_out, n_groups, s0, s1, m0) + si.bytes()
+    ix = sideinfo.Writer()
+    ix.uniform(code.indices, 1 << p.l2_index_bits)
+    return side, ix.bytes()
+
+
+def _read_level2(side: bytes, ix: bytes, n_dims: int, p: container.Header) -> Level2Code:
+    if len(side) < 11:
+        raise FormatError("corrupt .nnc file: level-2 side information is too short")
+    n_out, n_groups, s0, s1, m0 = struct.unpack_from("<IIBBB", side)
+    if n_out > n_dims or n_groups > n_dims or s0 >= len(sideinfo.S0_GRID) \
+            or s1 >= len(sideinfo.S1_GRID):
+        raise FormatError("corrupt .nnc file: level-2 counts are out of range")
+    r = sideinfo.Reader(side[11:])
+    pos = r.uniform(n_out, n_dims)
+    vals = r.uniform(n_out, 1 << 16)
+    sizes = r.laplace(np.full(n_groups, float(m0)), s0, s1, p.l2_max_group - 1) + 1
+    if len(np.unique(pos)) != n_out or sizes.sum() != n_dims - n_out:
+        raise FormatError("corrupt .nnc file: level-2 grouping does not match the latent size")
+    idx = sideinfo.Reader(ix).uniform(n_groups, 1 << p.l2_index_bits)
+    return Level2Code(np.sort(pos), vals, sizes, idx)
+
+
+def _write_level1(shards: np.ndarray, indices: np.ndarray, p: CoderParams):
+    """shards: (M, block rows, block cols); indices: (n_blocks, max shards)."""
+    first = shards[:, 0, :]
+    m0 = int(np.clip(np.round(first.mean()) if first.size else 0, 0, p.l1_max_shards))
+    ctx = _shard_contexts(shards, m0)
+    s0, s1 = sideinfo.choose_scale(shards.ravel(), ctx.ravel(), p.l1_max_shards)
+    si = sideinfo.Writer()
+    # block rows in order; within a row all channels and columns (the decoder's loop)
+    si.laplace(shards.transpose(1, 0, 2).ravel(), ctx.transpose(1, 0, 2).ravel(), s0, s1,
+               p.l1_max_shards)
+    flat = shards.ravel()
+    ix = sideinfo.Writer()
+    # shard step k: the indices of all blocks with more than k shards, in block order
+    for k in range(indices.shape[1] if indices.ndim == 2 else 0):
+        ix.uniform(indices[flat > k, k], 1 << p.l1_shard_bits)
+    return struct.pack("<BBB", s0, s1, m0) + si.bytes(), ix.bytes()
+
+
+def _read_level1(side: bytes, ix: bytes, m: int, rows: int, cols: int, p: container.Header):
+    if len(side) < 3:
+        raise FormatError("corrupt .nnc file: level-1 side information is too short")
+    s0, s1, m0 = struct.unpack_from("<BBB", side)
+    if s0 >= len(sideinfo.S0_GRID) or s1 >= len(sideinfo.S1_GRID) or m0 > p.l1_max_shards:
+        raise FormatError("corrupt .nnc file: level-1 side information is out of range")
+    r = sideinfo.Reader(side[3:])
+    shards = np.empty((m, rows, cols), dtype=np.int64)
+    above = np.full((m, cols), float(m0))
+    for row in range(rows):   # one vectorized decode per block row (context = row above)
+        shards[:, row, :] = r.laplace(above.ravel(), s0, s1, p.l1_max_shards).reshape(m, cols)
+        above = shards[:, row, :].astype(np.float64)
+    flat = shards.ravel()
+    kmax = int(flat.max()) if flat.size else 0
+    indices = np.full((flat.size, kmax), -1, dtype=np.int64)
+    rix = sideinfo.Reader(ix)
+    for k in range(kmax):
+        sel = flat > k
+        indices[sel, k] = rix.uniform(int(sel.sum()), 1 << p.l1_shard_bits)
+    return flat, indices
+
+
+@torch.no_grad()
+def decompress(data: bytes, device: str | None = None) -> RasterImage:
+    device = pick_device(device)
+    c = container.read(data)
+    hd = c.header
+    for tag in ("Z2SI", "Z2IX", "Z1SI", "Z1IX"):
+        if tag not in c.sections:
+            raise FormatError(f"corrupt .nnc file: section {tag} is missing")
+    if hd.alpha and "ALPH" not in c.sections:
+        raise FormatError("corrupt .nnc file: the alpha section is missing")
+    model, digest = load_model(hd.model_name, device)
+    if digest != hd.weights_sha256:
+        raise ModelError(f"this file was made with other weights for model "
+                         f"{hd.model_name!r} than the ones installed")
+    cfg = model.cfg
+    ph, pw = compute_padding(hd.height, hd.width, model.stride)
+    H, W = hd.height + ph, hd.width + pw
+    h2, w2 = H // model.stride, W // model.stride
+    h1, w1 = H // 16, W // 16
+    if h1 % hd.l1_block_h or w1 % hd.l1_block_w:
+        raise FormatError("corrupt .nnc file: level-1 block size does not tile the latent")
+    q = torch.tensor([hd.quality], device=device)
+
+    n2 = cfg.g * h2 * w2
+    code2 = _read_level2(c.sections["Z2SI"], c.sections["Z2IX"], n2, hd)
+    z2 = importance_decode(code2, n2, hd.seed, device).reshape(1, cfg.g, h2, w2)
+    mu_p, s_p = model.prior1(z2, q)
+    bh, bw = hd.l1_block_h, hd.l1_block_w
+    shards, indices = _read_level1(c.sections["Z1SI"], c.sections["Z1IX"], cfg.m,
+                                   h1 // bh, w1 // bw, hd)
+    z1_std = greedy_decode(torch.as_tensor(indices, device=device),
+                           torch.as_tensor(shards, device=device), hd.seed, bh * bw)
+    z1 = mu_p + s_p * from_blocks(z1_std, cfg.m, h1, w1, bh, bw)
+    x_hat = model.decode(z1, q)[0, :, :hd.height, :hd.width]
+    rgb = (x_hat.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    alpha = None
+    if hd.alpha:
+        try:
+            raw = zlib.decompress(c.sections["ALPH"], bufsize=hd.width * hd.height)
+        except zlib.error:
+            raise FormatError("corrupt .nnc file: the alpha plane does not decompress") from None
+        if len(raw) != hd.width * hd.height:
+            raise FormatError("corrupt .nnc file: the alpha plane has the wrong size")
+        alpha = np.frombuffer(raw, dtype=np.uint8).reshape(hd.height, hd.width).copy()
+    if hd.channels == 1:
+        gray = np.round(rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114],
+                                                           dtype=np.float32))
+        rgb = np.repeat(np.clip(gray, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    return RasterImage(rgb=rgb, gray=hd.channels == 1, alpha=alpha)

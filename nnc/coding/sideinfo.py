@@ -1,0 +1,91 @@
+"""Entropy coding of side information with constriction's range coder.
+
+Small non-negative integers (level-1 shard counts, level-2 group sizes) are coded with a
+quantized Laplace model on [0, vmax] whose mean is a context the decoder already knows and
+whose scale is ``s0 + s1 * mean``; the encoder picks (s0, s1) from fixed grids by the exact
+cross-entropy and sends the two grid indices. Everything else (indices, outlier positions
+and values) is coded with uniform models. One :class:`Writer` / :class:`Reader` pair holds
+one range-coded stream; the order of calls is the format.
+"""
+from __future__ import annotations
+
+import numpy as np
+import constriction
+
+S0_GRID = np.array([0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0,
+                    8.0, 12.0, 16.0], dtype=np.float64)
+S1_GRID = np.array([0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6], dtype=np.float64)
+MAX_UNIFORM = 1 << 24   # constriction's Uniform(n) needs 2 <= n <= 2^24
+
+
+def _laplace_cdf(x, mean, scale):
+    z = (x - mean) / scale
+    return np.where(z < 0, 0.5 * np.exp(np.minimum(z, 0)), 1 - 0.5 * np.exp(-np.maximum(z, 0)))
+
+
+def laplace_bits(values: np.ndarray, means: np.ndarray, scales: np.ndarray, vmax: int) -> float:
+    """Cross-entropy (bits) of values under the quantized, truncated Laplace on [0, vmax]."""
+    lo = np.where(values <= 0, 0.0, _laplace_cdf(values - 0.5, means, scales))
+    hi = np.where(values >= vmax, 1.0, _laplace_cdf(values + 0.5, means, scales))
+    mass = _laplace_cdf(vmax + 0.5, means, scales) - _laplace_cdf(-0.5, means, scales)
+    p = np.maximum(hi - lo, 1e-12) / np.maximum(mass, 1e-12)
+    return float(-np.log2(p).sum())
+
+
+def choose_scale(values: np.ndarray, means: np.ndarray, vmax: int) -> tuple[int, int]:
+    """The (s0, s1) grid indices that minimize the estimated bits."""
+    best, arg = np.inf, (0, 0)
+    v = values.astype(np.float64)
+    for i, s0 in enumerate(S0_GRID):
+        for j, s1 in enumerate(S1_GRID):
+            b = laplace_bits(v, means, s0 + s1 * means, vmax)
+            if b < best:
+                best, arg = b, (i, j)
+    return arg
+
+
+def _laplace_model(vmax: int):
+    return constriction.stream.model.QuantizedLaplace(0, vmax)
+
+
+class Writer:
+    def __init__(self):
+        self.enc = constriction.stream.queue.RangeEncoder()
+
+    def uniform(self, values, n: int) -> None:
+        """values in [0, n), 1 <= n <= 2^24 (n == 1 costs nothing and writes nothing)."""
+        values = np.ascontiguousarray(values, dtype=np.int32)
+        if n == 1 or values.size == 0:
+            return
+        self.enc.encode(values, constriction.stream.model.Uniform(n))
+
+    def laplace(self, values, means, s0: int, s1: int, vmax: int) -> None:
+        values = np.ascontiguousarray(values, dtype=np.int32)
+        if values.size == 0:
+            return
+        means = np.ascontiguousarray(means, dtype=np.float64)
+        scales = S0_GRID[s0] + S1_GRID[s1] * means
+        self.enc.encode(values, _laplace_model(vmax), means, scales)
+
+    def bytes(self) -> bytes:
+        return self.enc.get_compressed().astype("<u4").tobytes()
+
+
+class Reader:
+    def __init__(self, payload: bytes):
+        if len(payload) % 4:
+            raise ValueError("range-coded stream length is not a multiple of 4")
+        words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
+        self.dec = constriction.stream.queue.RangeDecoder(words)
+
+    def uniform(self, count: int, n: int) -> np.ndarray:
+        if n == 1 or count == 0:
+            return np.zeros(count, dtype=np.int64)
+        return self.dec.decode(constriction.stream.model.Uniform(n), count).astype(np.int64)
+
+    def laplace(self, means, s0: int, s1: int, vmax: int) -> np.ndarray:
+        means = np.ascontiguousarray(means, dtype=np.float64)
+        if means.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        scales = S0_GRID[s0] + S1_GRID[s1] * means
+        return self.dec.decode(_laplace_model(vmax), means, scales).astype(np.int64)

@@ -1,0 +1,47 @@
+"""`nnc info`: the header and where the bits went, read from the container only."""
+from __future__ import annotations
+
+from . import container
+
+SECTION_NAMES = {
+    "signature": "magic + version",
+    "HEAD": "header",
+    "Z2SI": "level 2 side info (groups, outliers)",
+    "Z2IX": "level 2 sample indices",
+    "Z1SI": "level 1 side info (shard counts)",
+    "Z1IX": "level 1 shard indices",
+    "ALPH": "alpha plane (lossless)",
+    "END": "end marker",
+}
+
+
+def describe(data: bytes, name: str = "-") -> dict:
+    c = container.read(data)
+    h = c.header
+    pixels = h.width * h.height
+    rows = container.layout(data)
+    for r in rows:
+        r["bpp"] = 8 * r["bytes"] / pixels
+        r["share"] = r["bytes"] / len(data)
+        r["what"] = SECTION_NAMES.get(r["section"], "unknown (skipped)")
+    hdr = {k: v for k, v in vars(h).items() if k != "weights_sha256"}
+    hdr["weights_sha256"] = h.weights_sha256.hex()
+    return {"file": name, "bytes": len(data), "bpp": 8 * len(data) / pixels,
+            "version": container.VERSION, "header": hdr, "sections": rows}
+
+
+def format_text(r: dict) -> str:
+    h = r["header"]
+    lines = [f"{r['file']}: nnc v{r['version']}, {h['width']}x{h['height']}, "
+             f"{'gray' if h['channels'] == 1 else 'RGB'}{' + alpha' if h['alpha'] else ''}, "
+             f"{r['bytes']} bytes, {r['bpp']:.4f} bpp",
+             f"  model {h['model_name']} (sha256 {h['weights_sha256'][:16]}...), "
+             f"quality {h['quality']:.4f}, seed {h['seed']}",
+             f"  level 1: {h['l1_block_w']}x{h['l1_block_h']} blocks, "
+             f"{h['l1_shard_bits']}-bit shards (max {h['l1_max_shards']}); "
+             f"level 2: {h['l2_index_bits']}-bit indices, groups <= {h['l2_max_group']}",
+             f"  {'section':<10}{'bytes':>10}{'bpp':>10}{'share':>8}  what"]
+    for s in r["sections"]:
+        lines.append(f"  {s['section']:<10}{s['bytes']:>10}{s['bpp']:>10.4f}"
+                     f"{100 * s['share']:>7.1f}%  {s['what']}")
+    return "\n".join(lines) + "\n"

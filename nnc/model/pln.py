@@ -1,0 +1,133 @@
+"""The two-level probabilistic ladder network (thesis §3.2.2, Fig. 3.2).
+
+::
+
+    x ──g_a──▶ (mu_x, sigma_x)            level-1 "likelihood" statistics, stride 16
+    mu_x ──h_a──▶ q(z2|x) = N(mu2, sigma2)  level-2 posterior, stride 64; p(z2) = N(0, I)
+    z2 ──h_s──▶ p(z1|z2) = N(mu_p, sigma_p)
+    combine(mu_x, sigma_x, mu_p, sigma_p) ──▶ q(z1|z2,x)   precision-weighted (§3.2.2)
+    z1 ──g_s──▶ x_hat
+
+Every transform takes the rate parameter ``quality`` in [0, 1] through :class:`RateGain`.
+Images are in [0, 1]; height and width must be multiples of :attr:`PLN.stride`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, asdict
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from .layers import GDN, RateGain, conv, deconv
+
+SIGMA_MIN = 1e-3
+LN2 = math.log(2.0)
+
+
+@dataclass(frozen=True)
+class PLNConfig:
+    n: int = 64          # channels of the main transforms
+    m: int = 64          # level-1 latent channels
+    f: int = 64          # channels of the level-2 transforms
+    g: int = 24          # level-2 latent channels
+    anchors: int = 8     # rate-gain anchors
+    lambda_min: float = 0.0015   # rate-distortion weight at quality 0 (low rate)
+    lambda_max: float = 0.08     # ... at quality 1 (high rate)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def quality_to_lambda(quality: torch.Tensor | float, cfg: PLNConfig):
+    lo, hi = math.log(cfg.lambda_min), math.log(cfg.lambda_max)
+    if isinstance(quality, torch.Tensor):
+        return torch.exp(lo + quality * (hi - lo))
+    return math.exp(lo + quality * (hi - lo))
+
+
+def _scale(raw: torch.Tensor) -> torch.Tensor:
+    return F.softplus(raw) + SIGMA_MIN
+
+
+def gaussian_kl_nats(mu_q, sigma_q, mu_p, sigma_p) -> torch.Tensor:
+    """Elementwise KL[N(mu_q, sigma_q^2) || N(mu_p, sigma_p^2)] in nats."""
+    r = sigma_q / sigma_p
+    return torch.log(1 / r) + 0.5 * (r * r + ((mu_q - mu_p) / sigma_p) ** 2 - 1)
+
+
+def combine_posterior(mu_x, sigma_x, mu_p, sigma_p):
+    """q(z1|z2,x): the product of N(mu_x, sigma_x^2) and N(mu_p, sigma_p^2), renormalized."""
+    prec_x, prec_p = sigma_x.pow(-2), sigma_p.pow(-2)
+    var = 1.0 / (prec_x + prec_p)
+    mu = var * (mu_x * prec_x + mu_p * prec_p)
+    return mu, var.sqrt()
+
+
+class _Seq(nn.Module):
+    """conv/act layers interleaved with RateGain (each gain follows a conv)."""
+
+    def __init__(self, layers: list[nn.Module], anchors: int):
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+        self.gains = nn.ModuleList(
+            RateGain(l.out_channels, anchors) for l in layers
+            if isinstance(l, (nn.Conv2d, nn.ConvTranspose2d)))
+
+    def forward(self, x, quality):
+        gi = 0
+        for layer in self.layers:
+            x = layer(x)
+            if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+                x = self.gains[gi](x, quality)
+                gi += 1
+        return x
+
+
+class PLN(nn.Module):
+    stride = 64   # total downsampling of z2; inputs are padded to a multiple of this
+
+    def __init__(self, cfg: PLNConfig = PLNConfig()):
+        super().__init__()
+        self.cfg = cfg
+        n, m, f, g, a = cfg.n, cfg.m, cfg.f, cfg.g, cfg.anchors
+        self.g_a = _Seq([conv(3, n), GDN(n), conv(n, n), GDN(n), conv(n, n), GDN(n),
+                         conv(n, 2 * m)], a)
+        self.h_a = _Seq([conv(m, f, 3, 1), nn.LeakyReLU(0.2), conv(f, f), nn.LeakyReLU(0.2),
+                         conv(f, 2 * g)], a)
+        self.h_s = _Seq([deconv(g, f), nn.LeakyReLU(0.2), deconv(f, f), nn.LeakyReLU(0.2),
+                         conv(f, 2 * m, 3, 1)], a)
+        self.g_s = _Seq([deconv(m, n), GDN(n, inverse=True), deconv(n, n),
+                         GDN(n, inverse=True), deconv(n, n), GDN(n, inverse=True),
+                         deconv(n, 3)], a)
+
+    # --- the steps of the data flow (DESIGN.md); each returns plain tensors ---
+    def encode(self, x: torch.Tensor, quality: torch.Tensor):
+        """x in [0,1] -> level-1 statistics (mu_x, sigma_x) and q(z2|x) = (mu2, sigma2)."""
+        y = self.g_a(x - 0.5, quality)
+        mu_x, s_x = y.chunk(2, dim=1)
+        h = self.h_a(mu_x, quality)
+        mu2, s2 = h.chunk(2, dim=1)
+        return (mu_x, _scale(s_x)), (mu2, _scale(s2))
+
+    def prior1(self, z2: torch.Tensor, quality: torch.Tensor):
+        """p(z1|z2) = (mu_p, sigma_p)."""
+        h = self.h_s(z2, quality)
+        mu_p, s_p = h.chunk(2, dim=1)
+        return mu_p, _scale(s_p)
+
+    def decode(self, z1: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+        return self.g_s(z1, quality) + 0.5
+
+    def forward(self, x: torch.Tensor, quality: torch.Tensor):
+        """Training pass: reparametrized samples, returns x_hat and KLs (nats, per image)."""
+        (mu_x, s_x), (mu2, s2) = self.encode(x, quality)
+        z2 = mu2 + s2 * torch.randn_like(mu2)
+        mu_p, s_p = self.prior1(z2, quality)
+        mu1, s1 = combine_posterior(mu_x, s_x, mu_p, s_p)
+        z1 = mu1 + s1 * torch.randn_like(mu1)
+        x_hat = self.decode(z1, quality)
+        kl2 = gaussian_kl_nats(mu2, s2, torch.zeros_like(mu2), torch.ones_like(s2))
+        kl1 = gaussian_kl_nats(mu1, s1, mu_p, s_p)
+        return x_hat, kl1.flatten(1).sum(1), kl2.flatten(1).sum(1)

@@ -1,0 +1,90 @@
+"""Shipped weights: find, verify (sha256) and load them without unpickling objects.
+
+``weights/manifest.json`` lists models by *name* (never by position): file, sha256, the
+PLN config, and how it was trained. Files are fp16 state dicts read with
+``torch.load(weights_only=True)``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from ..errors import ModelError
+from .pln import PLN, PLNConfig
+
+
+def weights_dir() -> Path:
+    import nnc.weights
+    return Path(nnc.weights.__file__).parent
+
+
+def manifest(directory: Path | None = None) -> dict:
+    path = (directory or weights_dir()) / "manifest.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"no weights manifest at {path}; reinstall nnc") from None
+    except (OSError, ValueError) as e:
+        raise ModelError(f"cannot read the weights manifest {path}: {e}") from None
+
+
+def default_model_name() -> str:
+    return manifest()["default"]
+
+
+def sha256_file(path: Path) -> bytes:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.digest()
+
+
+@lru_cache(maxsize=4)
+def load_model(name: str | None = None, device: str = "cpu") -> tuple[PLN, bytes]:
+    """The named (or default) model in eval mode on ``device``, and its weights' sha256."""
+    m = manifest()
+    name = name or m["default"]
+    entry = m["models"].get(name)
+    if entry is None:
+        raise ModelError(f"model {name!r} is not installed (have: {', '.join(m['models'])})")
+    path = weights_dir() / entry["file"]
+    if not path.is_file():
+        raise ModelError(f"weights file {path} is missing; reinstall nnc")
+    digest = sha256_file(path)
+    if digest.hex() != entry["sha256"]:
+        raise ModelError(f"weights file {path} does not match its sha256 in the manifest")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model = PLN(PLNConfig(**entry["config"]))
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    model.eval().to(device)
+    return model, digest
+
+
+def export(checkpoint: Path, out_file: Path) -> tuple[dict, str]:
+    """Checkpoint -> fp16 weights file; returns (config dict, sha256 hex)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    half = {k: (v.half() if v.is_floating_point() else v) for k, v in state["model"].items()}
+    torch.save(half, out_file)
+    return state["config"], sha256_file(out_file).hex()
+
+
+def install(checkpoint: Path, name: str, info: dict | None = None,
+            directory: Path | None = None, make_default: bool = True) -> dict:
+    """Export a checkpoint into the weights folder and record it in the manifest."""
+    directory = directory or weights_dir()
+    out_file = directory / f"{name}.pt"
+    config, digest = export(checkpoint, out_file)
+    path = directory / "manifest.json"
+    m = json.loads(path.read_text()) if path.exists() else {"models": {}}
+    entry = {"file": out_file.name, "sha256": digest, "config": config, **(info or {})}
+    m["models"][name] = entry
+    if make_default or "default" not in m:
+        m["default"] = name
+    path.write_text(json.dumps(m, indent=2) + "\n")
+    load_model.cache_clear()
+    return entry

@@ -1,0 +1,144 @@
+"""Training the PLN: the beta-weighted ELBO of thesis §3.3 with KL warm-up and rate conditioning.
+
+loss = KL(q||p) / (ln 2 * pixels) * w(t)  +  lambda(quality) * 255^2 * MSE
+
+with quality ~ U[0, 1] drawn per image, lambda(quality) log-spaced between the config's
+lambda_min and lambda_max, and w(t) = min(1, t / warmup) the warm-up of Sønderby et al.
+Gaussian likelihood (MSE) is used: our headline metric is RGB PSNR.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .model.pln import PLN, PLNConfig, quality_to_lambda, LN2
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".ppm", ".tif", ".tiff"}
+
+
+def load_folder(folder: Path, min_size: int) -> list[np.ndarray]:
+    images = []
+    for p in sorted(folder.iterdir()):
+        if p.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        with Image.open(p) as im:
+            arr = np.asarray(im.convert("RGB"))
+        if min(arr.shape[:2]) >= min_size:
+            images.append(arr)
+    if not images:
+        raise ValueError(f"no images of at least {min_size}x{min_size} pixels in {folder}")
+    return images
+
+
+def random_batch(images, batch: int, crop: int, rng: np.random.Generator) -> torch.Tensor:
+    out = np.empty((batch, crop, crop, 3), dtype=np.uint8)
+    for i in range(batch):
+        im = images[rng.integers(len(images))]
+        y = rng.integers(im.shape[0] - crop + 1)
+        x = rng.integers(im.shape[1] - crop + 1)
+        c = im[y:y + crop, x:x + crop]
+        if rng.random() < 0.5:
+            c = c[:, ::-1]
+        if rng.random() < 0.5:
+            c = c[::-1]
+        out[i] = c
+    return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def train(data: Path, out: Path, steps: int, batch: int = 8, crop: int = 128,
+          lr: float = 1e-4, warmup: int = 2000, resume: bool = False,
+          cfg: PLNConfig = PLNConfig(), device: str = "cpu", log_every: int = 50,
+          ckpt_every: int = 500, seed: int = 0, progress: bool = True,
+          time_limit_s: float | None = None) -> Path:
+    """Train (or resume) and write a checkpoint ``out/ckpt.pt`` plus ``out/log.csv``."""
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "ckpt.pt"
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    images = load_folder(data, crop)
+    model = PLN(cfg).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    step, wall = 0, 0.0
+    if resume and ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location=device, weights_only=True)
+        if PLNConfig(**state["config"]) != cfg:
+            cfg = PLNConfig(**state["config"])
+            model = PLN(cfg).to(device)
+            opt = torch.optim.Adam(model.parameters(), lr=lr)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step, wall = int(state["step"]), float(state["wall_s"])
+        rng = np.random.default_rng(seed + step)
+    log_new = not (out / "log.csv").exists()
+    logf = open(out / "log.csv", "a", newline="")
+    log = csv.writer(logf)
+    if log_new:
+        log.writerow(["step", "wall_s", "loss", "bpp", "psnr", "lambda_mean", "img_per_s", "lr"])
+
+    def save():
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+                    "wall_s": wall, "config": cfg.to_dict(), "device": device}, tmp)
+        os.replace(tmp, ckpt_path)
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=steps, initial=step, unit="step")
+    acc = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "lam": 0.0, "n": 0}
+    t_last = time.perf_counter()
+    t_start = t_last
+    model.train()
+    while step < steps:
+        x = random_batch(images, batch, crop, rng).to(device)
+        quality = torch.rand(batch, device=device)
+        # cosine decay over the last 20% of steps
+        frac = step / steps
+        cur_lr = lr if frac < 0.8 else lr * 0.5 * (1 + math.cos(math.pi * (frac - 0.8) / 0.2))
+        for g in opt.param_groups:
+            g["lr"] = cur_lr
+        x_hat, kl1, kl2 = model(x, quality)
+        pixels = x.shape[2] * x.shape[3]
+        bpp = (kl1 + kl2) / (LN2 * pixels)
+        mse = (x_hat - x).pow(2).flatten(1).mean(1)
+        lam = quality_to_lambda(quality, cfg)
+        w = min(1.0, (step + 1) / warmup)
+        loss = (w * bpp + lam * 255.0 ** 2 * mse).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        step += 1
+        acc["loss"] += loss.item(); acc["bpp"] += bpp.mean().item()
+        acc["mse"] += mse.mean().item(); acc["lam"] += lam.mean().item(); acc["n"] += 1
+        if bar is not None:
+            bar.update(1)
+        if step % log_every == 0 or step == steps:
+            now = time.perf_counter()
+            wall += now - t_last
+            n = acc["n"]
+            psnr = 10 * math.log10(1.0 / max(acc["mse"] / n, 1e-12))
+            log.writerow([step, round(wall, 1), acc["loss"] / n, acc["bpp"] / n, psnr,
+                          acc["lam"] / n, n * batch / (now - t_last), cur_lr])
+            logf.flush()
+            if bar is not None:
+                bar.set_postfix(bpp=f"{acc['bpp'] / n:.3f}", psnr=f"{psnr:.2f}")
+            acc = {k: 0.0 for k in acc}; acc["n"] = 0
+            t_last = now
+        if step % ckpt_every == 0 or step == steps:
+            save()
+        if time_limit_s is not None and time.perf_counter() - t_start > time_limit_s:
+            save()
+            break
+    if bar is not None:
+        bar.close()
+    logf.close()
+    return ckpt_path

@@ -1,0 +1,1 @@
+"""Shipped weights (package data); see manifest.json."""
