@@ -66,12 +66,51 @@ def from_blocks(b: torch.Tensor, m: int, h: int, w: int, bh: int, bw: int) -> to
              .reshape(1, m, h, w))
 
 
-def _shard_contexts(shards: np.ndarray, first_row_mean: int) -> np.ndarray:
-    """Mean for each shard count: the count of the block above (same channel and column)."""
-    ctx = np.empty(shards.shape, dtype=np.float64)
-    ctx[:, 0, :] = first_row_mean
-    ctx[:, 1:, :] = shards[:, :-1, :]
-    return ctx
+def _shard_contexts(shards: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Context of each shard count (M, rows, cols): the counts of the blocks above and to
+    the left in the same channel (0 outside the latent)."""
+    above = np.zeros_like(shards)
+    left = np.zeros_like(shards)
+    above[:, 1:, :] = shards[:, :-1, :]
+    left[:, :, 1:] = shards[:, :, :-1]
+    return above, left
+
+
+def shard_probabilities(table: np.ndarray, above, left) -> np.ndarray:
+    """Rows of the categorical model for contexts (above, left): shape (..., n_symbols)."""
+    n = table.shape[0]
+    return table[np.minimum(above, n - 1), np.minimum(left, n - 1)] + 0.5
+
+
+@torch.no_grad()
+def level1_shards(model: PLN, img: RasterImage, quality: float,
+                  params: "CoderParams") -> np.ndarray:
+    """The level-1 shard counts (M, rows, cols) an image gets (posterior-mean z2)."""
+    x = _to_tensor(img, model.stride, "cpu")
+    q = torch.tensor([quality])
+    (mu_x, s_x), (mu2, s2) = model.encode(x, q)
+    mu_p, s_p = model.prior1(mu2, q)
+    mu1, s1 = combine_posterior(mu_x, s_x, mu_p, s_p)
+    bh, bw = params.l1_block_h, params.l1_block_w
+    kl = kl_bits_standardized(to_blocks((mu1 - mu_p) / s_p, bh, bw), to_blocks(s1 / s_p, bh, bw))
+    m, h1, w1 = mu1.shape[1:]
+    k = shard_counts(kl.sum(1), params.l1_shard_bits, params.l1_max_shards)
+    return k.numpy().reshape(m, h1 // bh, w1 // bw)
+
+
+def shard_table_from_images(model: PLN, images: list[RasterImage],
+                            qualities=(0.0, 0.25, 0.5, 0.75, 1.0),
+                            params: "CoderParams | None" = None) -> np.ndarray:
+    """Counts table[above, left, value] of level-1 shard counts over images and rates."""
+    params = params or CoderParams()
+    n = params.l1_max_shards + 1
+    table = np.zeros((n, n, n), dtype=np.int64)
+    for img in images:
+        for q in qualities:
+            k = level1_shards(model, img, q, params)
+            a, l = _shard_contexts(k)
+            np.add.at(table, (a.ravel(), l.ravel(), k.ravel()), 1)
+    return table
 
 
 def _to_tensor(img: RasterImage, stride: int, device: str) -> torch.Tensor:
@@ -154,7 +193,8 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
     sections["Z2SI"], sections["Z2IX"] = _write_level2(code2, mu2.numel(), p)
     m, h1, w1 = mu1.shape[1:]
     sections["Z1SI"], sections["Z1IX"] = _write_level1(
-        shards.cpu().numpy().reshape(m, h1 // bh, w1 // bw), indices.cpu().numpy(), p)
+        shards.cpu().numpy().reshape(m, h1 // bh, w1 // bw), indices.cpu().numpy(), p,
+        model.shard_table)
     if img.alpha is not None:
         sections["ALPH"] = zlib.compress(np.ascontiguousarray(img.alpha).tobytes(), 9)
     return container.write(container.Container(header, sections))
@@ -198,36 +238,38 @@ def _read_level2(side: bytes, ix: bytes, n_dims: int, p: container.Header) -> Le
     return Level2Code(np.sort(pos), vals, sizes, idx)
 
 
-def _write_level1(shards: np.ndarray, indices: np.ndarray, p: CoderParams):
+def _write_level1(shards: np.ndarray, indices: np.ndarray, p: CoderParams,
+                  table: np.ndarray):
     """shards: (M, block rows, block cols); indices: (n_blocks, max shards)."""
-    first = shards[:, 0, :]
-    m0 = int(np.clip(np.round(first.mean()) if first.size else 0, 0, p.l1_max_shards))
-    ctx = _shard_contexts(shards, m0)
-    s0, s1 = sideinfo.choose_scale(shards.ravel(), ctx.ravel(), p.l1_max_shards)
+    above, left = _shard_contexts(shards)
+    probs = shard_probabilities(table, above, left)
     si = sideinfo.Writer()
-    # block rows in order; within a row all channels and columns (the decoder's loop)
-    si.laplace(shards.transpose(1, 0, 2).ravel(), ctx.transpose(1, 0, 2).ravel(), s0, s1,
-               p.l1_max_shards)
+    # order: block row, block column, channel (the decoder's loop decodes all channels of
+    # one block position at once)
+    order = (1, 2, 0)
+    si.categorical(shards.transpose(order).ravel(),
+                   probs.transpose(1, 2, 0, 3).reshape(-1, probs.shape[-1]))
     flat = shards.ravel()
     ix = sideinfo.Writer()
     # shard step k: the indices of all blocks with more than k shards, in block order
     for k in range(indices.shape[1] if indices.ndim == 2 else 0):
         ix.uniform(indices[flat > k, k], 1 << p.l1_shard_bits)
-    return struct.pack("<BBB", s0, s1, m0) + si.bytes(), ix.bytes()
+    return si.bytes(), ix.bytes()
 
 
-def _read_level1(side: bytes, ix: bytes, m: int, rows: int, cols: int, p: container.Header):
-    if len(side) < 3:
-        raise FormatError("corrupt .nnc file: level-1 side information is too short")
-    s0, s1, m0 = struct.unpack_from("<BBB", side)
-    if s0 >= len(sideinfo.S0_GRID) or s1 >= len(sideinfo.S1_GRID) or m0 > p.l1_max_shards:
-        raise FormatError("corrupt .nnc file: level-1 side information is out of range")
-    r = sideinfo.Reader(side[3:])
-    shards = np.empty((m, rows, cols), dtype=np.int64)
-    above = np.full((m, cols), float(m0))
-    for row in range(rows):   # one vectorized decode per block row (context = row above)
-        shards[:, row, :] = r.laplace(above.ravel(), s0, s1, p.l1_max_shards).reshape(m, cols)
-        above = shards[:, row, :].astype(np.float64)
+def _read_level1(side: bytes, ix: bytes, m: int, rows: int, cols: int, p: container.Header,
+                 table: np.ndarray):
+    if table.shape[0] != p.l1_max_shards + 1:
+        raise FormatError("unsupported .nnc file: its level-1 shard range does not match "
+                          "the model's table")
+    r = sideinfo.Reader(side)
+    shards = np.zeros((m, rows, cols), dtype=np.int64)
+    zero = np.zeros(m, dtype=np.int64)
+    for row in range(rows):      # one vectorized decode (all channels) per block position
+        for col in range(cols):
+            above = shards[:, row - 1, col] if row else zero
+            left = shards[:, row, col - 1] if col else zero
+            shards[:, row, col] = r.categorical(shard_probabilities(table, above, left))
     flat = shards.ravel()
     kmax = int(flat.max()) if flat.size else 0
     indices = np.full((flat.size, kmax), -1, dtype=np.int64)
@@ -267,7 +309,7 @@ def decompress(data: bytes, device: str | None = None) -> RasterImage:
     mu_p, s_p = model.prior1(z2, q)
     bh, bw = hd.l1_block_h, hd.l1_block_w
     shards, indices = _read_level1(c.sections["Z1SI"], c.sections["Z1IX"], cfg.m,
-                                   h1 // bh, w1 // bw, hd)
+                                   h1 // bh, w1 // bw, hd, model.shard_table)
     z1_std = greedy_decode(torch.as_tensor(indices, device=device),
                            torch.as_tensor(shards, device=device), hd.seed, bh * bw)
     z1 = mu_p + s_p * from_blocks(z1_std, cfg.m, h1, w1, bh, bw)

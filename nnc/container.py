@@ -141,12 +141,12 @@ def iter_sections(data: bytes):
             tag = raw_tag.decode("ascii")
         except UnicodeDecodeError:
             raise FormatError("corrupt .nnc file: section tag is not ASCII") from None
+        if tag == "END " and end != len(data):
+            raise FormatError("corrupt .nnc file: bytes after the end marker")
         yield tag, payload, pos, end - pos
-        pos = end
         if tag == "END ":
-            if pos != len(data):
-                raise FormatError("corrupt .nnc file: bytes after the end marker")
             return
+        pos = end
 
 
 def read(data: bytes) -> Container:

@@ -1,6 +1,8 @@
 """Entropy coding of side information with constriction's range coder.
 
-Small non-negative integers (level-1 shard counts, level-2 group sizes) are coded with a
+Level-1 shard counts are coded with a fixed categorical model per context (the counts of the
+blocks above and to the left), whose table ships with the model's weights (estimated on
+training images, like the thesis's §3.5.1 index tables). Level-2 group sizes are coded with a
 quantized Laplace model on [0, vmax] whose mean is a context the decoder already knows and
 whose scale is ``s0 + s1 * mean``; the encoder picks (s0, s1) from fixed grids by the exact
 cross-entropy and sends the two grid indices. Everything else (indices, outlier positions
@@ -67,6 +69,14 @@ class Writer:
         scales = S0_GRID[s0] + S1_GRID[s1] * means
         self.enc.encode(values, _laplace_model(vmax), means, scales)
 
+    def categorical(self, values, probabilities: np.ndarray) -> None:
+        """values[i] coded with the (unnormalized) row probabilities[i]."""
+        values = np.ascontiguousarray(values, dtype=np.int32)
+        if values.size == 0:
+            return
+        self.enc.encode(values, constriction.stream.model.Categorical(perfect=False),
+                        np.ascontiguousarray(probabilities, dtype=np.float64))
+
     def bytes(self) -> bytes:
         return self.enc.get_compressed().astype("<u4").tobytes()
 
@@ -82,6 +92,13 @@ class Reader:
         if n == 1 or count == 0:
             return np.zeros(count, dtype=np.int64)
         return self.dec.decode(constriction.stream.model.Uniform(n), count).astype(np.int64)
+
+    def categorical(self, probabilities: np.ndarray) -> np.ndarray:
+        if probabilities.shape[0] == 0:
+            return np.zeros(0, dtype=np.int64)
+        return self.dec.decode(constriction.stream.model.Categorical(perfect=False),
+                               np.ascontiguousarray(probabilities, dtype=np.float64)
+                               ).astype(np.int64)
 
     def laplace(self, means, s0: int, s1: int, vmax: int) -> np.ndarray:
         means = np.ascontiguousarray(means, dtype=np.float64)

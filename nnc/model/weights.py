@@ -11,6 +11,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..errors import ModelError
@@ -58,27 +59,42 @@ def load_model(name: str | None = None, device: str = "cpu") -> tuple[PLN, bytes
     digest = sha256_file(path)
     if digest.hex() != entry["sha256"]:
         raise ModelError(f"weights file {path} does not match its sha256 in the manifest")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model = PLN(PLNConfig(**entry["config"]))
-    model.load_state_dict({k: v.float() for k, v in state.items()})
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model = PLN(PLNConfig(**entry["config"]))
+        model.load_state_dict({k: v.float() for k, v in state["state_dict"].items()})
+    except Exception as e:
+        raise ModelError(f"cannot load weights {path}: {e}") from None
+    model.shard_table = state["shard_table"].numpy().astype(np.float64)
     model.eval().to(device)
     return model, digest
 
 
-def export(checkpoint: Path, out_file: Path) -> tuple[dict, str]:
-    """Checkpoint -> fp16 weights file; returns (config dict, sha256 hex)."""
+def export(checkpoint: Path, out_file: Path, shard_table: np.ndarray) -> tuple[dict, str]:
+    """Checkpoint -> weights file (fp16 state dict + the level-1 shard-count table);
+    returns (config dict, sha256 hex)."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     half = {k: (v.half() if v.is_floating_point() else v) for k, v in state["model"].items()}
-    torch.save(half, out_file)
+    torch.save({"state_dict": half,
+                "shard_table": torch.as_tensor(shard_table, dtype=torch.int64)}, out_file)
     return state["config"], sha256_file(out_file).hex()
 
 
-def install(checkpoint: Path, name: str, info: dict | None = None,
+def install(checkpoint: Path, name: str, table_images: list, info: dict | None = None,
             directory: Path | None = None, make_default: bool = True) -> dict:
-    """Export a checkpoint into the weights folder and record it in the manifest."""
+    """Export a checkpoint into the weights folder and record it in the manifest.
+
+    ``table_images`` (RasterImages) are encoded at several rates to estimate the level-1
+    shard-count table that ships with the weights."""
+    from ..codec import shard_table_from_images
     directory = directory or weights_dir()
     out_file = directory / f"{name}.pt"
-    config, digest = export(checkpoint, out_file)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    model = PLN(PLNConfig(**state["config"]))
+    model.load_state_dict(state["model"])
+    model.eval()
+    table = shard_table_from_images(model, table_images)
+    config, digest = export(checkpoint, out_file, table)
     path = directory / "manifest.json"
     m = json.loads(path.read_text()) if path.exists() else {"models": {}}
     entry = {"file": out_file.name, "sha256": digest, "config": config, **(info or {})}

@@ -1,0 +1,32 @@
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+torch.set_num_threads(2)
+
+
+def png_bytes(arr_or_img, **save) -> bytes:
+    im = arr_or_img if isinstance(arr_or_img, Image.Image) else Image.fromarray(arr_or_img)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", **save)
+    return buf.getvalue()
+
+
+def smooth_image(h, w, seed=0) -> np.ndarray:
+    """A photo-like test image: smooth gradients plus a little texture."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    base = np.stack([128 + 100 * np.sin(x / 23 + c) * np.cos(y / 31 - c) for c in range(3)], -1)
+    return np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def kodim23_crop() -> np.ndarray:
+    from pathlib import Path
+    p = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak" / "kodim23.png"
+    if p.exists():
+        return np.asarray(Image.open(p).convert("RGB"))[128:320, 256:512].copy()
+    return smooth_image(192, 256)

@@ -1,0 +1,133 @@
+"""The command line as a user meets it: files, pipes, batches, and one-line errors."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from nnc.cli import main
+from tests.conftest import png_bytes, smooth_image
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture
+def png(tmp_path):
+    p = tmp_path / "in.png"
+    p.write_bytes(png_bytes(smooth_image(40, 56)))
+    return p
+
+
+def test_compress_decompress_info(runner, png, tmp_path):
+    out = tmp_path / "out.nnc"
+    r = runner.invoke(main, ["compress", str(png), str(out)])
+    assert r.exit_code == 0, r.output
+    rec = tmp_path / "rec.png"
+    assert runner.invoke(main, ["decompress", str(out), str(rec)]).exit_code == 0
+    assert Image.open(rec).size == (56, 40)
+    r = runner.invoke(main, ["info", "--json", str(out)])
+    rep = json.loads(r.stdout)
+    assert sum(s["bytes"] for s in rep["sections"]) == out.stat().st_size == rep["bytes"]
+    assert rep["header"]["width"] == 56
+    r = runner.invoke(main, ["info", str(out)])
+    assert "Z1IX" in r.stdout and "level 1" in r.stdout
+
+
+def test_default_output_name_and_no_clobber(runner, png):
+    assert runner.invoke(main, ["compress", str(png)]).exit_code == 0
+    target = png.with_suffix(".nnc")
+    before = target.read_bytes()
+    r = runner.invoke(main, ["compress", str(png)])
+    assert r.exit_code == 5 and "already exists" in r.stderr
+    assert target.read_bytes() == before
+    assert runner.invoke(main, ["compress", "--force", "-q", "0.9", str(png)]).exit_code == 0
+    assert target.read_bytes() != before
+
+
+def test_batch_with_output_dir(runner, tmp_path):
+    ins = []
+    for i in range(3):
+        p = tmp_path / f"im{i}.png"
+        p.write_bytes(png_bytes(smooth_image(20 + i, 30, seed=i)))
+        ins.append(str(p))
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    assert runner.invoke(main, ["compress", *ins, "-o", str(outdir)]).exit_code == 0
+    nncs = sorted(str(p) for p in outdir.glob("*.nnc"))
+    assert len(nncs) == 3
+    dec = tmp_path / "dec"
+    dec.mkdir()
+    assert runner.invoke(main, ["decompress", *nncs, "-o", str(dec)]).exit_code == 0
+    assert sorted(p.name for p in dec.iterdir()) == ["im0.png", "im1.png", "im2.png"]
+    r = runner.invoke(main, ["compress", *ins])
+    assert r.exit_code == 2
+
+
+def test_pipes_through_a_real_process(png, tmp_path):
+    """stdin -> stdout, nothing but data on stdout, messages on stderr."""
+    env = dict(os.environ)
+    run = lambda args, data: subprocess.run([sys.executable, "-m", "nnc.cli", *args],
+                                            input=data, capture_output=True, env=env)
+    c = run(["compress", "-", "-"], png.read_bytes())
+    assert c.returncode == 0, c.stderr
+    assert c.stdout[:4] == b"\x89NNC"
+    d = run(["decompress", "-", "-"], c.stdout)
+    assert d.returncode == 0 and d.stdout[:4] == b"\x89PNG"
+    bad = run(["decompress", "-", "-"], b"garbage")
+    assert bad.returncode == 4 and bad.stdout == b""
+    assert bad.stderr.decode().count("\n") == 1 and "Traceback" not in bad.stderr.decode()
+
+
+def _write(path, data):
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("setup,code,message", [
+    (lambda d: d / "missing.png", 3, "no such file"),
+    (lambda d: d, 3, "directory"),
+    (lambda d: _write(d / "empty.png", b""), 3, "cannot decode"),
+    (lambda d: _write(d / "t.png", b"hello"), 3, "cannot decode"),
+    (lambda d: _write(d / "cut.png", png_bytes(smooth_image(30, 30))[:200]), 3, "cannot decode"),
+])
+def test_bad_inputs_compress(runner, tmp_path, setup, code, message):
+    src = setup(tmp_path)
+    r = runner.invoke(main, ["compress", str(src), str(tmp_path / "o.nnc")])
+    assert r.exit_code == code and message in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o.nnc").exists()
+
+
+def test_bad_nnc_and_output_dir(runner, png, tmp_path):
+    out = tmp_path / "a.nnc"
+    assert runner.invoke(main, ["compress", str(png), str(out)]).exit_code == 0
+    data = out.read_bytes()
+    (tmp_path / "trunc.nnc").write_bytes(data[: len(data) // 2])
+    r = runner.invoke(main, ["decompress", str(tmp_path / "trunc.nnc"), str(tmp_path / "x.png")])
+    assert r.exit_code == 4 and "truncated" in r.stderr
+    assert not (tmp_path / "x.png").exists()
+    r = runner.invoke(main, ["compress", str(png), str(tmp_path / "nodir" / "o.nnc")])
+    assert r.exit_code == 5 and "does not exist" in r.stderr
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
+
+
+def test_huge_image_refused(runner, tmp_path):
+    p = tmp_path / "big.png"
+    p.write_bytes(png_bytes(np.zeros((300, 400, 3), np.uint8)))
+    r = runner.invoke(main, ["compress", "--max-pixels", "1000", str(p), str(tmp_path / "o")])
+    assert r.exit_code == 3 and "over the limit" in r.stderr
+
+
+def test_usage_errors(runner, png, tmp_path):
+    r = runner.invoke(main, ["compress", "--quality", "0.5", "--bpp", "0.3", str(png)])
+    assert r.exit_code == 2
+    r = runner.invoke(main, ["compress", "--quality", "3", str(png)])
+    assert r.exit_code == 2

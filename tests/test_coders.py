@@ -1,0 +1,102 @@
+"""The two REC coders and the side-information coder on synthetic posteriors."""
+import math
+
+import numpy as np
+import torch
+
+from nnc.coding import sideinfo
+from nnc.coding.greedy import greedy_decode, greedy_encode, kl_bits_standardized, shard_counts
+from nnc.coding.importance import importance_decode, importance_encode, make_groups
+
+
+def synthetic(n, seed=0, spread=1.0):
+    g = torch.Generator().manual_seed(seed)
+    std = torch.exp(-torch.rand(n, generator=g) * 2 * spread)
+    mean = torch.randn(n, generator=g) * 0.6 * spread
+    return mean, std
+
+
+def test_greedy_roundtrip_and_quality():
+    mean, std = synthetic(8 * 2000)
+    mean, std = mean.reshape(-1, 8), std.reshape(-1, 8)
+    kl = kl_bits_standardized(mean, std).sum(1)
+    shards = shard_counts(kl, 8, 15)
+    idx, sample = greedy_encode(mean, std, shards, seed=3, bits=8)
+    assert torch.allclose(greedy_decode(idx, shards, 3, 8), sample, atol=1e-5)
+    bits = shards.sum().item() * 8
+    assert 0.9 < bits / kl.sum().item() < 1.1
+    exact = mean + std * torch.randn_like(mean)
+    ratio = ((sample - mean) ** 2).sum() / ((exact - mean) ** 2).sum()
+    assert ratio < 1.3          # close to the quality of an exact posterior sample
+    # without coding (prior mean) the error would be far larger
+    assert ((sample - mean) ** 2).sum() < 0.5 * (mean ** 2 + std ** 2).sum()
+
+
+def test_greedy_zero_shards_is_prior_mean():
+    mean, std = torch.zeros(4, 8), torch.ones(4, 8)
+    shards = torch.zeros(4, dtype=torch.int64)
+    idx, sample = greedy_encode(mean, std, shards, 0, 8)
+    assert idx.shape == (4, 0) and torch.equal(sample, torch.zeros(4, 8))
+
+
+def test_seed_changes_indices():
+    mean, std = synthetic(8 * 100)
+    mean, std = mean.reshape(-1, 8), std.reshape(-1, 8)
+    shards = torch.full((100,), 2)
+    a, _ = greedy_encode(mean, std, shards, 1, 8)
+    b, _ = greedy_encode(mean, std, shards, 2, 8)
+    assert not torch.equal(a, b)
+
+
+def test_make_groups_respects_budget_and_cap():
+    kl = np.array([0.5] * 10 + [5.0] + [0.1] * 100 + [30.0])
+    sizes = make_groups(kl, 4.0, 16)
+    assert sizes.sum() == kl.size
+    start = 0
+    for s in sizes:
+        g = kl[start:start + s]
+        assert s <= 16 and (g.sum() <= 4.0 or s == 1)
+        start += s
+
+
+def test_importance_roundtrip_and_rate():
+    mean, std = synthetic(3000, seed=1)
+    mean[5] = 20.0            # an outlier
+    std[5] = 0.01
+    code, sample = importance_encode(mean, std, seed=9, index_bits=10, group_kl_bits=9,
+                                     max_group=64, outlier_kl_bits=10)
+    assert 5 in code.outlier_positions
+    assert abs(sample[5].item() - 20.0) < 0.1
+    assert torch.allclose(importance_decode(code, 3000, 9), sample)
+    kl = kl_bits_standardized(mean, std)
+    kl_in = kl.sum().item() - kl[torch.as_tensor(code.outlier_positions)].sum().item()
+    bits = len(code.indices) * 10
+    assert 1.0 < bits / kl_in < 1.35
+    keep = torch.ones(3000, dtype=torch.bool)
+    keep[torch.as_tensor(code.outlier_positions)] = False
+    exact = mean + std * torch.randn_like(mean)
+    err = ((sample - mean)[keep] ** 2).sum() / ((exact - mean)[keep] ** 2).sum()
+    assert err < 1.4
+
+
+def test_sideinfo_roundtrip():
+    rng = np.random.default_rng(0)
+    vals = rng.integers(0, 16, 500)
+    means = np.clip(vals + rng.integers(-2, 3, 500), 0, 15).astype(float)
+    s0, s1 = sideinfo.choose_scale(vals, means, 15)
+    probs = rng.random((300, 16)) + 0.01
+    cats = rng.integers(0, 16, 300)
+    w = sideinfo.Writer()
+    w.uniform([1, 2, 3], 5)
+    w.laplace(vals, means, s0, s1, 15)
+    w.categorical(cats, probs)
+    w.uniform(rng.integers(0, 1 << 16, 10), 1 << 16)
+    data = w.bytes()
+    r = sideinfo.Reader(data)
+    assert r.uniform(3, 5).tolist() == [1, 2, 3]
+    assert np.array_equal(r.laplace(means, s0, s1, 15), vals)
+    assert np.array_equal(r.categorical(probs), cats)
+    # estimated bits match the real stream to within a couple of words
+    est = sideinfo.laplace_bits(vals.astype(float), means,
+                                sideinfo.S0_GRID[s0] + sideinfo.S1_GRID[s1] * means, 15)
+    assert est < 8 * len(data)

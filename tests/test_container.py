@@ -1,0 +1,92 @@
+"""The .nnc container: round trip, checksums, versions, unknown sections, bad headers."""
+import struct
+import zlib
+
+import pytest
+
+from nnc import container
+from nnc.errors import FormatError
+
+
+def header(**kw):
+    base = dict(width=100, height=50, channels=3, alpha=False, quality=0.5, seed=7,
+                l1_block_w=4, l1_block_h=2, l1_shard_bits=8, l1_max_shards=15,
+                l2_index_bits=12, l2_max_group=64, l2_group_kl_bits=11.0,
+                l2_outlier_kl_bits=11.0, model_name="m", weights_sha256=bytes(range(32)))
+    base.update(kw)
+    return container.Header(**base)
+
+
+def sample_file(**kw) -> bytes:
+    return container.write(container.Container(header(**kw), {"Z2SI": b"abc", "Z1IX": b"x" * 9}))
+
+
+def test_roundtrip():
+    data = sample_file()
+    c = container.read(data)
+    assert c.header == header()
+    assert c.sections == {"Z2SI": b"abc", "Z1IX": b"x" * 9}
+    assert sum(r["bytes"] for r in container.layout(data)) == len(data)
+
+
+def test_every_truncation_is_rejected():
+    data = sample_file()
+    for n in range(len(data)):
+        with pytest.raises(FormatError):
+            container.read(data[:n])
+
+
+def test_every_byte_flip_is_rejected():
+    data = sample_file()
+    for i in range(len(data)):
+        bad = bytearray(data)
+        bad[i] ^= 0x40
+        with pytest.raises(FormatError):
+            container.read(bytes(bad))
+
+
+def test_wrong_magic_and_newer_version():
+    data = sample_file()
+    with pytest.raises(FormatError, match="not an .nnc"):
+        container.read(b"PNG not nnc at all")
+    newer = data[:8] + struct.pack("<H", 2) + data[10:]
+    with pytest.raises(FormatError, match="upgrade"):
+        container.read(newer)
+    text_mode = data.replace(b"\r\n", b"\n", 1)
+    with pytest.raises(FormatError, match="signature"):
+        container.read(text_mode)
+
+
+def _insert(data: bytes, tag: str, payload: bytes) -> bytes:
+    end = len(data) - 12           # before the END section
+    return data[:end] + container.section_bytes(tag, payload) + data[end:]
+
+
+def test_unknown_sections():
+    data = sample_file()
+    assert container.read(_insert(data, "xtra", b"hello")).sections.keys() == {"Z2SI", "Z1IX"}
+    with pytest.raises(FormatError, match="critical"):
+        container.read(_insert(data, "XTRA", b"hello"))
+
+
+def test_absurd_header_values():
+    for kw in [dict(width=0), dict(height=10 ** 6), dict(channels=2), dict(quality=7.0),
+               dict(l1_shard_bits=0), dict(l2_index_bits=40), dict(l1_block_w=0)]:
+        h = header(**kw)
+        data = container.MAGIC + struct.pack("<H", 1) + \
+            container.section_bytes("HEAD", h.pack()) + container.section_bytes("END ", b"")
+        with pytest.raises(FormatError):
+            container.read(data)
+
+
+def test_trailing_bytes_and_duplicate_sections():
+    data = sample_file()
+    with pytest.raises(FormatError):
+        container.read(data + b"\0")
+    with pytest.raises(FormatError, match="twice"):
+        container.read(_insert(data, "Z2SI", b"again"))
+
+
+def test_crc_is_over_tag_and_payload():
+    sec = container.section_bytes("Z1IX", b"abc")
+    assert struct.unpack("<I", sec[-4:])[0] == zlib.crc32(b"Z1IXabc")
