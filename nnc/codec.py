@@ -35,8 +35,10 @@ class CoderParams:
     l1_block_h: int = 2
     l1_shard_bits: int = 8
     l1_max_shards: int = 15
+    l1_shard_decay: float = 0.35
+    l1_rate_scale: float = 1.0     # shards = round(rate_scale * KL / shard_bits); encoder only
     l2_index_bits: int = 12
-    l2_max_group: int = 64
+    l2_max_group: int = 1024
     l2_group_kl_bits: float = 11.0
     l2_outlier_kl_bits: float = 11.0
 
@@ -176,8 +178,8 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
     mean = to_blocks((mu1 - mu_p) / s_p, bh, bw)
     std = to_blocks(s1 / s_p, bh, bw)
     kl1 = kl_bits_standardized(mean, std)
-    shards = shard_counts(kl1.sum(1), p.l1_shard_bits, p.l1_max_shards)
-    indices, _ = greedy_encode(mean, std, shards, seed, p.l1_shard_bits)
+    shards = shard_counts(kl1.sum(1) * p.l1_rate_scale, p.l1_shard_bits, p.l1_max_shards)
+    indices, _ = greedy_encode(mean, std, shards, seed, p.l1_shard_bits, p.l1_shard_decay)
     if stats is not None:
         stats.kl1_bits = kl1.sum().item()
         stats.kl2_bits = kl_bits_standardized(mu2, s2).sum().item()
@@ -186,6 +188,7 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
         width=w, height=h, channels=1 if img.gray else 3, alpha=img.alpha is not None,
         quality=float(quality), seed=seed, l1_block_w=bw, l1_block_h=bh,
         l1_shard_bits=p.l1_shard_bits, l1_max_shards=p.l1_max_shards,
+        l1_shard_decay=p.l1_shard_decay,
         l2_index_bits=p.l2_index_bits, l2_max_group=p.l2_max_group,
         l2_group_kl_bits=p.l2_group_kl_bits, l2_outlier_kl_bits=p.l2_outlier_kl_bits,
         model_name=name, weights_sha256=digest)
@@ -311,7 +314,8 @@ def decompress(data: bytes, device: str | None = None) -> RasterImage:
     shards, indices = _read_level1(c.sections["Z1SI"], c.sections["Z1IX"], cfg.m,
                                    h1 // bh, w1 // bw, hd, model.shard_table)
     z1_std = greedy_decode(torch.as_tensor(indices, device=device),
-                           torch.as_tensor(shards, device=device), hd.seed, bh * bw)
+                           torch.as_tensor(shards, device=device), hd.seed, bh * bw,
+                           hd.l1_shard_decay)
     z1 = mu_p + s_p * from_blocks(z1_std, cfg.m, h1, w1, bh, bw)
     x_hat = model.decode(z1, q)[0, :, :hd.height, :hd.width]
     rgb = (x_hat.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()

@@ -25,7 +25,7 @@ KNOWN_SECTIONS = ("HEAD", "Z2SI", "Z2IX", "Z1SI", "Z1IX", "ALPH", "END ")
 MAX_DIMENSION = 1 << 16       # width and height caps read from a header
 MAX_NAME = 64
 
-_HEAD = struct.Struct("<IIBBfIBBBBBHff")
+_HEAD = struct.Struct("<IIBBfIBBBBfBHff")
 
 
 @dataclass
@@ -40,6 +40,7 @@ class Header:
     l1_block_h: int
     l1_shard_bits: int
     l1_max_shards: int
+    l1_shard_decay: float    # shard variances decay by this factor per shard (1 = equal)
     l2_index_bits: int
     l2_max_group: int
     l2_group_kl_bits: float  # encoder settings, recorded for reproducibility
@@ -51,7 +52,8 @@ class Header:
         name = self.model_name.encode("utf-8")
         return _HEAD.pack(self.width, self.height, self.channels, int(self.alpha),
                           self.quality, self.seed, self.l1_block_w, self.l1_block_h,
-                          self.l1_shard_bits, self.l1_max_shards, self.l2_index_bits,
+                          self.l1_shard_bits, self.l1_max_shards, self.l1_shard_decay,
+                          self.l2_index_bits,
                           self.l2_max_group, self.l2_group_kl_bits,
                           self.l2_outlier_kl_bits) + bytes([len(name)]) + name + \
             self.weights_sha256
@@ -87,6 +89,8 @@ class Header:
             bad("level-1 block size is out of range")
         if not (1 <= self.l1_shard_bits <= 16 and 1 <= self.l1_max_shards <= 64):
             bad("level-1 shard parameters are out of range")
+        if not (0.01 <= self.l1_shard_decay <= 1.0):
+            bad("level-1 shard decay is out of range")
         if not (1 <= self.l2_index_bits <= 20 and 1 <= self.l2_max_group <= 4096):
             bad("level-2 group parameters are out of range")
         if not self.model_name or len(self.model_name.encode()) > MAX_NAME:

@@ -10,7 +10,7 @@ from nnc.errors import FormatError
 
 def header(**kw):
     base = dict(width=100, height=50, channels=3, alpha=False, quality=0.5, seed=7,
-                l1_block_w=4, l1_block_h=2, l1_shard_bits=8, l1_max_shards=15,
+                l1_block_w=4, l1_block_h=2, l1_shard_bits=8, l1_max_shards=15, l1_shard_decay=0.35,
                 l2_index_bits=12, l2_max_group=64, l2_group_kl_bits=11.0,
                 l2_outlier_kl_bits=11.0, model_name="m", weights_sha256=bytes(range(32)))
     base.update(kw)
@@ -71,7 +71,7 @@ def test_unknown_sections():
 
 def test_absurd_header_values():
     for kw in [dict(width=0), dict(height=10 ** 6), dict(channels=2), dict(quality=7.0),
-               dict(l1_shard_bits=0), dict(l2_index_bits=40), dict(l1_block_w=0)]:
+               dict(l1_shard_bits=0), dict(l2_index_bits=40), dict(l1_shard_decay=0.0), dict(l1_block_w=0)]:
         h = header(**kw)
         data = container.MAGIC + struct.pack("<H", 1) + \
             container.section_bytes("HEAD", h.pack()) + container.section_bytes("END ", b"")

@@ -3,7 +3,8 @@
 Works in prior-standardized coordinates: the prior of every dimension is N(0, 1) and the
 posterior N(mean, std^2) with mean = (mu_q - mu_p) / sigma_p, std = sigma_q / sigma_p.
 The latent is cut into blocks of ``block_dims`` dimensions. A block with K shards splits the
-prior into K shards N(0, 1/K); at shard k the encoder adds each of 2^bits shared candidates
+prior into K shards N(0, w_k) with sum w_k = 1 (equal, w_k = 1/K, in the thesis; here
+optionally decaying geometrically, coarse to fine, which helps high-KL dimensions); at shard k the encoder adds each of 2^bits shared candidates
 (stream STREAM_LEVEL1 + k, block b) to the running sample and keeps the one with the highest
 posterior log-density. The decoder regenerates only the chosen candidates. A block with 0
 shards decodes to the prior mean (0).
@@ -27,6 +28,18 @@ def shard_counts(kl_bits: torch.Tensor, bits: int, max_shards: int) -> torch.Ten
     return torch.clamp(torch.round(kl_bits / bits), 0, max_shards).to(torch.int64)
 
 
+def shard_scale(shards: torch.Tensor, k: int, decay: float) -> torch.Tensor:
+    """Standard deviation of shard k for blocks with ``shards`` shards: the shard variances
+    decay geometrically, w_k = decay^k (1 - decay) / (1 - decay^K), and sum to 1 (the prior).
+    decay = 1 gives the thesis's equal shards N(0, 1/K)."""
+    K = shards.to(torch.float64)
+    if decay >= 1.0:
+        w = 1.0 / K
+    else:
+        w = decay ** k * (1 - decay) / (1 - decay ** K)
+    return w.sqrt().to(torch.float32)
+
+
 def _shard_noise(seed, shard, block_ids, candidates, dims, scale):
     keys = block_keys(seed, STREAM_LEVEL1 + shard, block_ids, block_ids.device)
     g = words_to_gaussian(candidate_words(keys, candidates, dims))
@@ -34,7 +47,7 @@ def _shard_noise(seed, shard, block_ids, candidates, dims, scale):
 
 
 def greedy_encode(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tensor, seed: int,
-                  bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+                  bits: int, decay: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Code each block's standardized posterior.
 
     mean, std: (n_blocks, block_dims); shards: (n_blocks,) int64.
@@ -54,7 +67,7 @@ def greedy_encode(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tensor, s
         active = torch.nonzero(shards > k).squeeze(1)
         for start in range(0, active.numel(), chunk):
             b = active[start:start + chunk]
-            scale = shards[b].to(mean.dtype).rsqrt()[:, None, None]
+            scale = shard_scale(shards[b], k, decay).to(mean.device)[:, None, None]
             c = sample[b].unsqueeze(1) + _shard_noise(seed, k, b, cand, dims, scale)
             c -= mean[b].unsqueeze(1)
             c.square_()
@@ -67,7 +80,7 @@ def greedy_encode(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tensor, s
 
 
 def greedy_decode(indices: torch.Tensor, shards: torch.Tensor, seed: int,
-                  dims: int) -> torch.Tensor:
+                  dims: int, decay: float = 1.0) -> torch.Tensor:
     """Regenerate the sample from the chosen indices: O(n_blocks x shards x dims)."""
     n_blocks = shards.shape[0]
     device = shards.device
@@ -77,7 +90,7 @@ def greedy_decode(indices: torch.Tensor, shards: torch.Tensor, seed: int,
         b = torch.nonzero(shards > k).squeeze(1)
         if b.numel() == 0:
             continue
-        scale = shards[b].to(sample.dtype).rsqrt()[:, None, None]
+        scale = shard_scale(shards[b], k, decay).to(device)[:, None, None]
         idx = indices[b, k][:, None].to(torch.int32)
         sample[b] += _shard_noise(seed, k, b, idx, dims, scale)[:, 0]
     return sample
