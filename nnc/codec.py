@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import struct
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ class CoderParams:
     l1_block_h: int = 2
     l1_shard_bits: int = 8
     l1_max_shards: int = 15
-    l1_shard_decay: float = 0.35
+    l1_shard_decay: float = 0.375   # exact in float32, as the header stores it
     l1_rate_scale: float = 1.0     # shards = round(rate_scale * KL / shard_bits); encoder only
     l2_index_bits: int = 12
     l2_max_group: int = 1024
@@ -160,10 +160,12 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
     name = model_name or _default_name()
     if not 0.0 <= quality <= 1.0:
         raise ValueError("quality must be within [0, 1]")
+    # the decoder sees float32 header values: encode with exactly those
+    quality = float(np.float32(quality))
+    p = replace(params, l1_shard_decay=float(np.float32(params.l1_shard_decay)))
     h, w, _ = img.rgb.shape
     x = _to_tensor(img, model.stride, device)
     q = torch.tensor([quality], device=device)
-    p = params
 
     # level 2: q(z2|x) against p(z2) = N(0, I), already standardized
     (mu_x, s_x), (mu2, s2) = model.encode(x, q)
