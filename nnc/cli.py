@@ -43,6 +43,9 @@ def read_input(path: str) -> bytes:
 def write_output(path: str, data: bytes, force: bool) -> None:
     """Write atomically: a temporary file beside the target, renamed into place at the end."""
     if path == "-":
+        if sys.stdout.isatty():
+            raise OutputError("refusing to write binary data to a terminal; "
+                              "redirect stdout or name an output file")
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return
@@ -186,9 +189,11 @@ def compress(paths, out_dir, quality, bpp, seed, model_name, max_pixels, device,
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(allow_dash=True))
 @_outdir
+@click.option("--max-pixels", type=click.IntRange(min=1), default=100_000_000,
+              show_default=True, help="Refuse files that declare more pixels than this.")
 @_device
 @_force
-def decompress(paths, out_dir, device, force):
+def decompress(paths, out_dir, max_pixels, device, force):
     """Decompress .nnc files to PNG.
 
     \b
@@ -201,7 +206,7 @@ def decompress(paths, out_dir, device, force):
         for src, dst in _progress(plan_outputs(paths, out_dir, ".png"), "decompress"):
             if dst != "-" and Path(dst).exists() and not force:
                 raise OutputError(f"{dst}: already exists (use --force to overwrite)")
-            img = codec.decompress(read_input(src), device=device)
+            img = codec.decompress(read_input(src), device=device, max_pixels=max_pixels)
             write_output(dst, write_png(img), force)
     _run(body)
 

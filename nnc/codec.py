@@ -23,7 +23,7 @@ from .coding import sideinfo
 from .coding.greedy import greedy_decode, greedy_encode, kl_bits_standardized, shard_counts
 from .coding.importance import Level2Code, importance_decode, importance_encode
 from .errors import FormatError, ModelError
-from .image_io import RasterImage, compute_padding
+from .image_io import DEFAULT_MAX_PIXELS, RasterImage, compute_padding
 from .model.pln import PLN, combine_posterior
 from .model.weights import load_model
 
@@ -286,10 +286,14 @@ def _read_level1(side: bytes, ix: bytes, m: int, rows: int, cols: int, p: contai
 
 
 @torch.no_grad()
-def decompress(data: bytes, device: str | None = None) -> RasterImage:
+def decompress(data: bytes, device: str | None = None,
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> RasterImage:
     device = pick_device(device)
     c = container.read(data)
     hd = c.header
+    if hd.width * hd.height > max_pixels:
+        raise FormatError(f"the file declares {hd.width}x{hd.height} pixels, over the limit "
+                          f"of {max_pixels} (raise it with --max-pixels if this is intended)")
     for tag in ("Z2SI", "Z2IX", "Z1SI", "Z1IX"):
         if tag not in c.sections:
             raise FormatError(f"corrupt .nnc file: section {tag} is missing")
