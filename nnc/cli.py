@@ -117,7 +117,10 @@ def _run(fn):
         raise
     except MemoryError:
         _fail("out of memory (try a smaller image or --device cpu)", EXIT_INTERNAL)
-    except Exception as e:   # a bug: say so in one line unless --debug
+    except SystemExit:
+        raise
+    except BaseException as e:   # a bug: say so in one line unless --debug (BaseException
+        # too: native extensions report panics that way)
         if DEBUG:
             raise
         _fail(f"internal error: {type(e).__name__}: {e} (rerun with --debug for details)",

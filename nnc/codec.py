@@ -313,12 +313,19 @@ def decompress(data: bytes, device: str | None = None,
     q = torch.tensor([hd.quality], device=device)
 
     n2 = cfg.g * h2 * w2
-    code2 = _read_level2(c.sections["Z2SI"], c.sections["Z2IX"], n2, hd)
+    bh, bw = hd.l1_block_h, hd.l1_block_w
+    try:
+        code2 = _read_level2(c.sections["Z2SI"], c.sections["Z2IX"], n2, hd)
+        shards, indices = _read_level1(c.sections["Z1SI"], c.sections["Z1IX"], cfg.m,
+                                       h1 // bh, w1 // bw, hd, model.shard_table)
+    except (FormatError, KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:   # constriction refuses streams that do not decode (its Rust
+        # panics arrive as pyo3's PanicException, a BaseException)
+        raise FormatError(f"corrupt .nnc file: entropy-coded data does not decode ({e})") \
+            from None
     z2 = importance_decode(code2, n2, hd.seed, device).reshape(1, cfg.g, h2, w2)
     mu_p, s_p = model.prior1(z2, q)
-    bh, bw = hd.l1_block_h, hd.l1_block_w
-    shards, indices = _read_level1(c.sections["Z1SI"], c.sections["Z1IX"], cfg.m,
-                                   h1 // bh, w1 // bw, hd, model.shard_table)
     z1_std = greedy_decode(torch.as_tensor(indices, device=device),
                            torch.as_tensor(shards, device=device), hd.seed, bh * bw,
                            hd.l1_shard_decay)
@@ -327,8 +334,8 @@ def decompress(data: bytes, device: str | None = None,
     rgb = (x_hat.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     alpha = None
     if hd.alpha:
-        try:
-            raw = zlib.decompress(c.sections["ALPH"], bufsize=hd.width * hd.height)
+        try:   # never inflate more than the plane's size (zlib bombs)
+            raw = zlib.decompressobj().decompress(c.sections["ALPH"], hd.width * hd.height + 1)
         except zlib.error:
             raise FormatError("corrupt .nnc file: the alpha plane does not decompress") from None
         if len(raw) != hd.width * hd.height:

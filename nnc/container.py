@@ -87,11 +87,11 @@ class Header:
             bad(f"rate parameter {self.quality} is outside [0, 1]")
         if not (1 <= self.l1_block_w <= 16 and 1 <= self.l1_block_h <= 16):
             bad("level-1 block size is out of range")
-        if not (1 <= self.l1_shard_bits <= 16 and 1 <= self.l1_max_shards <= 64):
+        if not (1 <= self.l1_shard_bits <= 16 and 1 <= self.l1_max_shards <= 63):
             bad("level-1 shard parameters are out of range")
         if not (0.01 <= self.l1_shard_decay <= 1.0):
             bad("level-1 shard decay is out of range")
-        if not (1 <= self.l2_index_bits <= 20 and 1 <= self.l2_max_group <= 4096):
+        if not (1 <= self.l2_index_bits <= 20 and 2 <= self.l2_max_group <= 4096):
             bad("level-2 group parameters are out of range")
         if not self.model_name or len(self.model_name.encode()) > MAX_NAME:
             bad("model name is empty or too long")

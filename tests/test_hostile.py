@@ -1,0 +1,86 @@
+"""Hostile .nnc input: every damaged file is refused with a FormatError/ModelError, or decodes
+to an image of the declared size — never another exception, never a hang."""
+import random
+import struct
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from nnc import codec, container
+from nnc.errors import FormatError, ModelError, NNCError
+from nnc.image_io import read_image
+from nnc.mutate import join_sections, mutate, split_sections
+from tests.conftest import png_bytes, smooth_image
+
+
+@pytest.fixture(scope="module")
+def small_file():
+    return codec.compress(read_image(png_bytes(smooth_image(24, 40))), quality=0.6)
+
+
+def _decode_ok_or_refused(data):
+    try:
+        img = codec.decompress(data, device="cpu")
+    except (FormatError, ModelError):
+        return None
+    h = container.read(data).header
+    assert img.rgb.shape == (h.height, h.width, 3)
+    return img
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=300))
+def test_parser_random_bytes(blob):
+    for data in (blob, container.MAGIC + struct.pack("<H", 1) + blob):
+        try:
+            container.read(data)
+        except FormatError:
+            pass
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.integers(min_value=0, max_value=2 ** 32 - 1))
+def test_decoder_on_mutations(small_file, seed):
+    rng = random.Random(seed)
+    _decode_ok_or_refused(mutate(small_file, rng))
+
+
+def test_crafted_payloads_pass_crc_but_are_refused(small_file):
+    prefix = small_file[:container.SIGNATURE_BYTES]
+    secs = split_sections(small_file)
+    tags = [t for t, _ in secs]
+    z2 = tags.index(b"Z2SI")
+    # group count larger than the latent: refused before any allocation of that size
+    bad = list(secs)
+    bad[z2] = (b"Z2SI", struct.pack("<IIBBB", 0, 10 ** 9, 0, 0, 0) + secs[z2][1][11:])
+    with pytest.raises(FormatError):
+        codec.decompress(join_sections(prefix, bad))
+    # a missing required section
+    with pytest.raises(FormatError, match="missing"):
+        codec.decompress(join_sections(prefix, [s for s in secs if s[0] != b"Z1IX"]))
+    # huge declared dimensions: refused by the pixel cap, not by running out of memory
+    h = container.read(small_file).header
+    h.width, h.height = 60000, 60000
+    huge = [(b"HEAD", h.pack())] + secs[1:]
+    with pytest.raises(FormatError, match="limit"):
+        codec.decompress(join_sections(prefix, huge))
+
+
+def test_unknown_model_and_wrong_hash(small_file):
+    prefix = small_file[:container.SIGNATURE_BYTES]
+    secs = split_sections(small_file)
+    h = container.read(small_file).header
+    h.model_name = "no-such-model"
+    with pytest.raises(ModelError, match="not installed"):
+        codec.decompress(join_sections(prefix, [(b"HEAD", h.pack())] + secs[1:]))
+    h = container.read(small_file).header
+    h.weights_sha256 = bytes(32)
+    with pytest.raises(ModelError, match="other weights"):
+        codec.decompress(join_sections(prefix, [(b"HEAD", h.pack())] + secs[1:]))
+
+
+def test_every_truncation_of_a_real_file(small_file):
+    for n in range(0, len(small_file), 7):
+        with pytest.raises(NNCError):
+            codec.decompress(small_file[:n])
