@@ -256,7 +256,11 @@ def train(data, out, steps, batch, crop, lr, warmup, resume, time_limit, export_
                          progress=sys.stderr.isatty(), time_limit_s=time_limit)
         click.echo(f"nnc: checkpoint {ckpt}", err=True)
         if export_name:
-            install(ckpt, export_name, {"training_data": str(data)})
+            from .image_io import read_image
+            from .train import IMAGE_SUFFIXES
+            files = sorted(p for p in Path(data).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            table_images = [read_image(p.read_bytes()) for p in files[:: max(1, len(files) // 60)]]
+            install(ckpt, export_name, table_images, {"training_data": str(data)})
             click.echo(f"nnc: installed model {export_name!r}", err=True)
     _run(body)
 

@@ -29,9 +29,9 @@ LN2 = math.log(2.0)
 @dataclass(frozen=True)
 class PLNConfig:
     n: int = 64          # channels of the main transforms
-    m: int = 64          # level-1 latent channels
+    m: int = 96          # level-1 latent channels
     f: int = 64          # channels of the level-2 transforms
-    g: int = 24          # level-2 latent channels
+    g: int = 32          # level-2 latent channels
     anchors: int = 8     # rate-gain anchors
     lambda_min: float = 0.0015   # rate-distortion weight at quality 0 (low rate)
     lambda_max: float = 0.08     # ... at quality 1 (high rate)
