@@ -131,3 +131,68 @@ def test_usage_errors(runner, png, tmp_path):
     assert r.exit_code == 2
     r = runner.invoke(main, ["compress", "--quality", "3", str(png)])
     assert r.exit_code == 2
+
+
+def _png_with_size(w: int, h: int) -> bytes:
+    """A PNG whose header declares w x h (the image data is a few bytes: a bomb's shape)."""
+    import struct
+    import zlib
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + \
+        chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_refused_before_decoding(runner, tmp_path):
+    p = tmp_path / "bomb.png"
+    p.write_bytes(_png_with_size(60000, 60000))
+    r = runner.invoke(main, ["compress", str(p), str(tmp_path / "o.nnc")])
+    assert r.exit_code == 3 and ("limit" in r.stderr or "bomb" in r.stderr)
+    assert not (tmp_path / "o.nnc").exists()
+
+
+def test_disk_full_leaves_nothing(runner, png, tmp_path, monkeypatch):
+    import errno
+    import nnc.cli as cli
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(cli.os, "fsync", full)
+    out = tmp_path / "o.nnc"
+    r = runner.invoke(main, ["compress", str(png), str(out)])
+    assert r.exit_code == 5 and "No space left" in r.stderr
+    assert not out.exists() and not list(tmp_path.glob("*.part"))
+
+
+def test_ctrl_c_exits_130_without_output(runner, png, tmp_path, monkeypatch):
+    import nnc.codec as codec
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(codec, "compress", interrupted)
+    before = png.read_bytes()
+    out = tmp_path / "o.nnc"
+    r = runner.invoke(main, ["compress", str(png), str(out)])
+    assert r.exit_code == 130 and not out.exists()
+    assert png.read_bytes() == before      # inputs are never modified
+
+
+def test_train_and_resume(tmp_path):
+    from nnc.model.pln import PLNConfig
+    from nnc.train import train
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):
+        Image.fromarray(smooth_image(80, 90, seed=i)).save(data / f"{i}.jpg", quality=95)
+    cfg = PLNConfig(n=8, m=8, f=8, g=4)
+    ckpt = train(data, tmp_path / "run", steps=2, batch=2, crop=64, cfg=cfg, progress=False,
+                 log_every=1)
+    ckpt = train(data, tmp_path / "run", steps=4, batch=2, crop=64, cfg=cfg, progress=False,
+                 log_every=1, resume=True)
+    import torch
+    state = torch.load(ckpt, weights_only=True)
+    assert state["step"] == 4
+    lines = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    assert lines[0].startswith("step,") and len(lines) == 5
