@@ -61,6 +61,8 @@ def main():
     ap.add_argument("--qualities", type=float, nargs="+", default=[0.1, 0.3, 0.5, 0.7, 0.9])
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--update-manifest", action="store_true",
+                    help="record the summary in weights/manifest.json")
     args = ap.parse_args()
     torch.set_num_threads(2)
     model, digest = load_model()
@@ -119,6 +121,15 @@ def main():
            "images": len(files), "summary": summary, "rows": rows}
     args.out.parent.mkdir(exist_ok=True)
     args.out.write_text(json.dumps(res, indent=1) + "\n")
+    if args.update_manifest:
+        from nnc.model.weights import weights_dir
+        path = weights_dir() / "manifest.json"
+        m = json.loads(path.read_text())
+        m["models"][res["model"]]["kodak"] = [
+            {k: round(v, 4) for k, v in s.items()
+             if k in ("quality", "bpp", "kl_bpp", "psnr", "psnr_posterior_mean",
+                      "psnr_posterior_sample", "file_over_kl")} for s in summary]
+        path.write_text(json.dumps(m, indent=2) + "\n")
     for s in summary:
         print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v)
                           for k, v in s.items() if k != "section_share"}))

@@ -97,7 +97,13 @@ def install(checkpoint: Path, name: str, table_images: list, info: dict | None =
     config, digest = export(checkpoint, out_file, table)
     path = directory / "manifest.json"
     m = json.loads(path.read_text()) if path.exists() else {"models": {}}
-    entry = {"file": out_file.name, "sha256": digest, "config": config, **(info or {})}
+    entry = {"file": out_file.name, "sha256": digest, "config": config,
+             "architecture": "two-level PLN (thesis §3.2.2): GDN analysis/IGDN synthesis, "
+                             "4 stride-2 convs each, level-2 transforms 2 stride-2 convs, "
+                             "per-channel rate gains interpolated over quality in [0, 1]",
+             "steps": int(state["step"]), "train_wall_s": round(float(state["wall_s"]), 1),
+             "train_device": state.get("device", "cpu"),
+             "bytes": out_file.stat().st_size, **(info or {})}
     m["models"][name] = entry
     if make_default or "default" not in m:
         m["default"] = name
