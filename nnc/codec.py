@@ -35,7 +35,7 @@ class CoderParams:
     l1_block_h: int = 2
     l1_shard_bits: int = 8
     l1_max_shards: int = 15
-    l1_shard_decay: float = 0.375   # exact in float32, as the header stores it
+    l1_shard_decay: float = 1.0     # 1 = equal shards (best for pln-cpu-1, see README)
     l1_rate_scale: float = 1.0     # shards = round(rate_scale * KL / shard_bits); encoder only
     l2_index_bits: int = 12
     l2_max_group: int = 1024
