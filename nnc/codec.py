@@ -21,7 +21,9 @@ import torch.nn.functional as F
 from . import container
 from .coding import sideinfo
 from .coding.greedy import greedy_decode, greedy_encode, kl_bits_standardized, shard_counts
-from .coding.importance import Level2Code, importance_decode, importance_encode
+from .coding.importance import (Level2Code, dequantize_outlier, importance_decode,
+                                importance_encode, quantize_outlier)
+from .coding.prng import STREAM_ENCODER, block_keys, mix32, words_to_gaussian
 from .errors import FormatError, ModelError
 from .image_io import DEFAULT_MAX_PIXELS, RasterImage, compute_padding
 from .model.pln import PLN, combine_posterior
@@ -37,6 +39,7 @@ class CoderParams:
     l1_max_shards: int = 15
     l1_shard_decay: float = 1.0     # 1 = equal shards (best for pln-cpu-1, see README)
     l1_rate_scale: float = 1.0     # shards = round(rate_scale * KL / shard_bits); encoder only
+    l1_outlier_kl_bits: float = 16.0   # level-1 dims above this KL are sent as 16-bit values
     l2_index_bits: int = 12
     l2_max_group: int = 1024
     l2_group_kl_bits: float = 11.0
@@ -84,6 +87,19 @@ def shard_probabilities(table: np.ndarray, above, left) -> np.ndarray:
     return table[np.minimum(above, n - 1), np.minimum(left, n - 1)] + 0.5
 
 
+def level1_plan(mean: torch.Tensor, std: torch.Tensor, p: "CoderParams"):
+    """Split level-1 blocks into outlier dims (sent directly, thesis Algorithm 3's rule
+    applied to level 1) and the rest (greedy coder). Returns (outlier mask, shards, mean,
+    std) where the outlier dims are neutralized (mean 0, std 1: no KL, no preference)."""
+    kl = kl_bits_standardized(mean, std)
+    out = kl > p.l1_outlier_kl_bits
+    mean = torch.where(out, torch.zeros_like(mean), mean)
+    std = torch.where(out, torch.ones_like(std), std)
+    kl = torch.where(out, torch.zeros_like(kl), kl)
+    shards = shard_counts(kl.sum(1) * p.l1_rate_scale, p.l1_shard_bits, p.l1_max_shards)
+    return out, shards, mean, std
+
+
 @torch.no_grad()
 def level1_shards(model: PLN, img: RasterImage, quality: float,
                   params: "CoderParams") -> np.ndarray:
@@ -94,9 +110,9 @@ def level1_shards(model: PLN, img: RasterImage, quality: float,
     mu_p, s_p = model.prior1(mu2, q)
     mu1, s1 = combine_posterior(mu_x, s_x, mu_p, s_p)
     bh, bw = params.l1_block_h, params.l1_block_w
-    kl = kl_bits_standardized(to_blocks((mu1 - mu_p) / s_p, bh, bw), to_blocks(s1 / s_p, bh, bw))
+    _, k, _, _ = level1_plan(to_blocks((mu1 - mu_p) / s_p, bh, bw),
+                             to_blocks(s1 / s_p, bh, bw), params)
     m, h1, w1 = mu1.shape[1:]
-    k = shard_counts(kl.sum(1), params.l1_shard_bits, params.l1_max_shards)
     return k.numpy().reshape(m, h1 // bh, w1 // bw)
 
 
@@ -180,8 +196,12 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
     mean = to_blocks((mu1 - mu_p) / s_p, bh, bw)
     std = to_blocks(s1 / s_p, bh, bw)
     kl1 = kl_bits_standardized(mean, std)
-    shards = shard_counts(kl1.sum(1) * p.l1_rate_scale, p.l1_shard_bits, p.l1_max_shards)
-    indices, _ = greedy_encode(mean, std, shards, seed, p.l1_shard_bits, p.l1_shard_decay)
+    out_mask, shards, g_mean, g_std = level1_plan(mean, std, p)
+    indices, _ = greedy_encode(g_mean, g_std, shards, seed, p.l1_shard_bits, p.l1_shard_decay)
+    out_pos = torch.nonzero(out_mask.flatten()).squeeze(1)
+    noise = words_to_gaussian(mix32(block_keys(seed, STREAM_ENCODER + 2, 0, device)
+                                    ^ out_pos.to(torch.int32)))
+    out_vals = quantize_outlier(mean.flatten()[out_pos] + std.flatten()[out_pos] * noise)
     if stats is not None:
         stats.kl1_bits = kl1.sum().item()
         stats.kl2_bits = kl_bits_standardized(mu2, s2).sum().item()
@@ -190,7 +210,7 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
         width=w, height=h, channels=1 if img.gray else 3, alpha=img.alpha is not None,
         quality=float(quality), seed=seed, l1_block_w=bw, l1_block_h=bh,
         l1_shard_bits=p.l1_shard_bits, l1_max_shards=p.l1_max_shards,
-        l1_shard_decay=p.l1_shard_decay,
+        l1_shard_decay=p.l1_shard_decay, l1_outlier_kl_bits=p.l1_outlier_kl_bits,
         l2_index_bits=p.l2_index_bits, l2_max_group=p.l2_max_group,
         l2_group_kl_bits=p.l2_group_kl_bits, l2_outlier_kl_bits=p.l2_outlier_kl_bits,
         model_name=name, weights_sha256=digest)
@@ -199,7 +219,7 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
     m, h1, w1 = mu1.shape[1:]
     sections["Z1SI"], sections["Z1IX"] = _write_level1(
         shards.cpu().numpy().reshape(m, h1 // bh, w1 // bw), indices.cpu().numpy(), p,
-        model.shard_table)
+        model.shard_table, out_pos.cpu().numpy(), out_vals.cpu().numpy())
     if img.alpha is not None:
         sections["ALPH"] = zlib.compress(np.ascontiguousarray(img.alpha).tobytes(), 9)
     return container.write(container.Container(header, sections))
@@ -244,11 +264,14 @@ def _read_level2(side: bytes, ix: bytes, n_dims: int, p: container.Header) -> Le
 
 
 def _write_level1(shards: np.ndarray, indices: np.ndarray, p: CoderParams,
-                  table: np.ndarray):
-    """shards: (M, block rows, block cols); indices: (n_blocks, max shards)."""
+                  table: np.ndarray, out_pos: np.ndarray, out_vals: np.ndarray):
+    """shards: (M, block rows, block cols); indices: (n_blocks, max shards); outliers:
+    positions into the block-ordered latent and their 16-bit values."""
     above, left = _shard_contexts(shards)
     probs = shard_probabilities(table, above, left)
     si = sideinfo.Writer()
+    si.uniform(out_pos, shards.size * p.l1_block_w * p.l1_block_h)
+    si.uniform(out_vals, 1 << 16)
     # order: block row, block column, channel (the decoder's loop decodes all channels of
     # one block position at once)
     order = (1, 2, 0)
@@ -259,7 +282,7 @@ def _write_level1(shards: np.ndarray, indices: np.ndarray, p: CoderParams,
     # shard step k: the indices of all blocks with more than k shards, in block order
     for k in range(indices.shape[1] if indices.ndim == 2 else 0):
         ix.uniform(indices[flat > k, k], 1 << p.l1_shard_bits)
-    return si.bytes(), ix.bytes()
+    return struct.pack("<I", len(out_pos)) + si.bytes(), ix.bytes()
 
 
 def _read_level1(side: bytes, ix: bytes, m: int, rows: int, cols: int, p: container.Header,
@@ -267,7 +290,17 @@ def _read_level1(side: bytes, ix: bytes, m: int, rows: int, cols: int, p: contai
     if table.shape[0] != p.l1_max_shards + 1:
         raise FormatError("unsupported .nnc file: its level-1 shard range does not match "
                           "the model's table")
-    r = sideinfo.Reader(side)
+    if len(side) < 4:
+        raise FormatError("corrupt .nnc file: level-1 side information is too short")
+    (n_out,) = struct.unpack_from("<I", side)
+    n1 = m * rows * cols * p.l1_block_w * p.l1_block_h
+    if n_out > n1:
+        raise FormatError("corrupt .nnc file: more level-1 outliers than latents")
+    r = sideinfo.Reader(side[4:])
+    out_pos = r.uniform(n_out, n1)
+    out_vals = r.uniform(n_out, 1 << 16)
+    if len(np.unique(out_pos)) != n_out:
+        raise FormatError("corrupt .nnc file: repeated level-1 outlier positions")
     shards = np.zeros((m, rows, cols), dtype=np.int64)
     zero = np.zeros(m, dtype=np.int64)
     for row in range(rows):      # one vectorized decode (all channels) per block position
@@ -282,7 +315,7 @@ def _read_level1(side: bytes, ix: bytes, m: int, rows: int, cols: int, p: contai
     for k in range(kmax):
         sel = flat > k
         indices[sel, k] = rix.uniform(int(sel.sum()), 1 << p.l1_shard_bits)
-    return flat, indices
+    return flat, indices, out_pos, out_vals
 
 
 @torch.no_grad()
@@ -316,8 +349,9 @@ def decompress(data: bytes, device: str | None = None,
     bh, bw = hd.l1_block_h, hd.l1_block_w
     try:
         code2 = _read_level2(c.sections["Z2SI"], c.sections["Z2IX"], n2, hd)
-        shards, indices = _read_level1(c.sections["Z1SI"], c.sections["Z1IX"], cfg.m,
-                                       h1 // bh, w1 // bw, hd, model.shard_table)
+        shards, indices, out_pos, out_vals = _read_level1(
+            c.sections["Z1SI"], c.sections["Z1IX"], cfg.m, h1 // bh, w1 // bw, hd,
+            model.shard_table)
     except (FormatError, KeyboardInterrupt, SystemExit):
         raise
     except BaseException as e:   # constriction refuses streams that do not decode (its Rust
@@ -329,6 +363,9 @@ def decompress(data: bytes, device: str | None = None,
     z1_std = greedy_decode(torch.as_tensor(indices, device=device),
                            torch.as_tensor(shards, device=device), hd.seed, bh * bw,
                            hd.l1_shard_decay)
+    flat_std = z1_std.view(-1)
+    flat_std[torch.as_tensor(out_pos, device=device)] = dequantize_outlier(
+        torch.as_tensor(out_vals, device=device))
     z1 = mu_p + s_p * from_blocks(z1_std, cfg.m, h1, w1, bh, bw)
     x_hat = model.decode(z1, q)[0, :, :hd.height, :hd.width]
     rgb = (x_hat.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()

@@ -25,7 +25,7 @@ KNOWN_SECTIONS = ("HEAD", "Z2SI", "Z2IX", "Z1SI", "Z1IX", "ALPH", "END ")
 MAX_DIMENSION = 1 << 16       # width and height caps read from a header
 MAX_NAME = 64
 
-_HEAD = struct.Struct("<IIBBfIBBBBfBHff")
+_HEAD = struct.Struct("<IIBBfIBBBBffBHff")
 
 
 @dataclass
@@ -41,6 +41,7 @@ class Header:
     l1_shard_bits: int
     l1_max_shards: int
     l1_shard_decay: float    # shard variances decay by this factor per shard (1 = equal)
+    l1_outlier_kl_bits: float  # encoder setting (informative)
     l2_index_bits: int
     l2_max_group: int
     l2_group_kl_bits: float  # encoder settings, recorded for reproducibility
@@ -53,6 +54,7 @@ class Header:
         return _HEAD.pack(self.width, self.height, self.channels, int(self.alpha),
                           self.quality, self.seed, self.l1_block_w, self.l1_block_h,
                           self.l1_shard_bits, self.l1_max_shards, self.l1_shard_decay,
+                          self.l1_outlier_kl_bits,
                           self.l2_index_bits,
                           self.l2_max_group, self.l2_group_kl_bits,
                           self.l2_outlier_kl_bits) + bytes([len(name)]) + name + \

@@ -10,7 +10,7 @@ from nnc.errors import FormatError
 
 def header(**kw):
     base = dict(width=100, height=50, channels=3, alpha=False, quality=0.5, seed=7,
-                l1_block_w=4, l1_block_h=2, l1_shard_bits=8, l1_max_shards=15, l1_shard_decay=0.375,
+                l1_block_w=4, l1_block_h=2, l1_shard_bits=8, l1_max_shards=15, l1_shard_decay=0.375, l1_outlier_kl_bits=16.0,
                 l2_index_bits=12, l2_max_group=64, l2_group_kl_bits=11.0,
                 l2_outlier_kl_bits=11.0, model_name="m", weights_sha256=bytes(range(32)))
     base.update(kw)

@@ -3,7 +3,8 @@
 In prior-standardized coordinates (p = N(0, 1)). Steps:
 
 1. Outliers: dimensions whose KL exceeds ``outlier_kl_bits`` are sent directly: a
-   posterior sample quantized to 16 bits over [-OUTLIER_RANGE, OUTLIER_RANGE].
+   posterior sample quantized to 16 bits over [-OUTLIER_RANGE, OUTLIER_RANGE] (the level-1
+   coder uses the same rule and quantizer).
 2. Groups: the remaining dimensions, in order, are cut greedily into groups whose KL stays
    within ``group_kl_bits`` and whose size stays within ``max_group``.
 3. Each group draws 2^index_bits shared candidates (stream STREAM_LEVEL2, block = group
@@ -25,7 +26,7 @@ import torch
 from .prng import (STREAM_LEVEL2, STREAM_ENCODER, block_keys, mix32, words_to_gaussian,
                    words_to_uniform)
 
-OUTLIER_RANGE = 32.0
+OUTLIER_RANGE = 64.0
 OUTLIER_LEVELS = 1 << 16
 CHUNK_ELEMENTS = 1 << 23
 
