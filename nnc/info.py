@@ -8,7 +8,7 @@ SECTION_NAMES = {
     "HEAD": "header",
     "Z2SI": "level 2 side info (groups, outliers)",
     "Z2IX": "level 2 sample indices",
-    "Z1SI": "level 1 side info (shard counts)",
+    "Z1SI": "level 1 side info (outliers, shard counts)",
     "Z1IX": "level 1 shard indices",
     "ALPH": "alpha plane (lossless)",
     "END": "end marker",
