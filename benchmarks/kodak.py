@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nnc import codec, container
+from nnc import codec
 from nnc.image_io import read_image
 from nnc.info import describe
 from nnc.model.pln import combine_posterior

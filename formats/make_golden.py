@@ -5,7 +5,6 @@
 Golden files are never regenerated for an existing model: they pin the format. Add new ones
 when a new model ships, and keep the model's weights installed so the old files decode.
 """
-import io
 import json
 from pathlib import Path
 

@@ -9,10 +9,9 @@
 """
 from __future__ import annotations
 
-import math
 import struct
 import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -48,9 +47,9 @@ class CoderParams:
 
 @dataclass
 class CompressStats:
+    """What the encoder knows and the file does not: the ΣKL of each level, in bits."""
     kl1_bits: float = 0.0
     kl2_bits: float = 0.0
-    extra: dict = field(default_factory=dict)
 
 
 def pick_device(device: str | None = None) -> str:

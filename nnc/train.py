@@ -9,7 +9,6 @@ Gaussian likelihood (MSE) is used: our headline metric is RGB PSNR.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 import time

@@ -1,5 +1,4 @@
 """End to end through the shipped model: sizes, modes, determinism, rate, golden files."""
-import io
 import json
 from pathlib import Path
 

@@ -1,5 +1,4 @@
 """The two REC coders and the side-information coder on synthetic posteriors."""
-import math
 
 import numpy as np
 import torch

@@ -91,7 +91,6 @@ def importance_encode(mean: torch.Tensor, std: torch.Tensor, seed: int, index_bi
     out_pos = torch.nonzero(is_out).squeeze(1)
     sample = torch.empty_like(mean)
     # outliers: an exact posterior sample (encoder-local noise), quantized to 16 bits
-    n_all = mean.numel()
     local = block_keys(seed, STREAM_ENCODER, 0, device)
     noise = words_to_gaussian(mix32(local ^ out_pos.to(torch.int32)))
     out_q = quantize_outlier(mean[out_pos] + std[out_pos] * noise)
