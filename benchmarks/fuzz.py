@@ -78,7 +78,8 @@ def main():
     counts, crashes, slowest = Counter(), [], 0.0
     cli_cases = partial_files = cli_bad_exit = 0
     runner = CliRunner()
-    t_end = time.time() + 60 * args.minutes
+    t_start = time.time()
+    t_end = t_start + 60 * args.minutes
     n = 0
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
@@ -120,7 +121,8 @@ def main():
            "hangs": counts["hang"], "cli_cases": cli_cases, "cli_unexpected_exit": cli_bad_exit,
            "partial_files": partial_files, "slowest_case_s": slowest,
            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-           "minutes": args.minutes, "crash_examples": crashes}
+           "elapsed_s": round(time.time() - t_start, 1), "minutes_limit": args.minutes,
+           "crash_examples": crashes}
     OUT.parent.mkdir(exist_ok=True)
     OUT.write_text(json.dumps(res, indent=1) + "\n")
     print(json.dumps({k: v for k, v in res.items() if k != "crash_examples"}, indent=1))
