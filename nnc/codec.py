@@ -86,11 +86,14 @@ def shard_probabilities(table: np.ndarray, above, left) -> np.ndarray:
     return table[np.minimum(above, n - 1), np.minimum(left, n - 1)] + 0.5
 
 
-def level1_plan(mean: torch.Tensor, std: torch.Tensor, p: "CoderParams"):
+def level1_plan(mean: torch.Tensor, std: torch.Tensor, p: "CoderParams",
+                kl: torch.Tensor | None = None):
     """Split level-1 blocks into outlier dims (sent directly, thesis Algorithm 3's rule
     applied to level 1) and the rest (greedy coder). Returns (outlier mask, shards, mean,
-    std) where the outlier dims are neutralized (mean 0, std 1: no KL, no preference)."""
-    kl = kl_bits_standardized(mean, std)
+    std) where the outlier dims are neutralized (mean 0, std 1: no KL, no preference).
+    ``kl`` is the per-dimension KL in bits, if the caller already has it."""
+    if kl is None:
+        kl = kl_bits_standardized(mean, std)
     out = kl > p.l1_outlier_kl_bits
     mean = torch.where(out, torch.zeros_like(mean), mean)
     std = torch.where(out, torch.ones_like(std), std)
@@ -195,7 +198,7 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
     mean = to_blocks((mu1 - mu_p) / s_p, bh, bw)
     std = to_blocks(s1 / s_p, bh, bw)
     kl1 = kl_bits_standardized(mean, std)
-    out_mask, shards, g_mean, g_std = level1_plan(mean, std, p)
+    out_mask, shards, g_mean, g_std = level1_plan(mean, std, p, kl1)
     indices, _ = greedy_encode(g_mean, g_std, shards, seed, p.l1_shard_bits, p.l1_shard_decay)
     out_pos = torch.nonzero(out_mask.flatten()).squeeze(1)
     noise = words_to_gaussian(mix32(block_keys(seed, STREAM_ENCODER + 2, 0, device)
