@@ -43,11 +43,9 @@ def compress(image, quality: float = 0.5, bpp: float | None = None, seed: int = 
              model: str | None = None, device: str | None = None) -> bytes:
     """Compress an image (path, PNG bytes, PIL image or uint8 array) to .nnc bytes."""
     from . import codec
-    from .model.weights import load_model
     img = _to_raster(image)
     if bpp is not None:
-        dev = codec.pick_device(device)
-        quality = codec.quality_for_bpp(img, bpp, load_model(model, dev)[0], dev)
+        return codec.compress_to_bpp(img, bpp, seed=seed, model_name=model, device=device)[0]
     return codec.compress(img, quality=quality, seed=seed, model_name=model, device=device)
 
 

@@ -150,7 +150,8 @@ _outdir = click.option("-o", "--output-dir", "out_dir", type=click.Path(file_oka
               help="Rate parameter in [0, 1]: higher means more bits and better quality. "
                    "[default: 0.5]")
 @click.option("--bpp", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Target bits per pixel (bisection over the rate parameter).")
+              help="Target file size in bits per pixel (search over the rate parameter, "
+                   "within 2% when in the model's range).")
 @click.option("--seed", type=click.IntRange(0, 2 ** 32 - 1), default=0, show_default=True,
               help="Seed of the shared randomness.")
 @click.option("--model", "model_name", default=None, help="Model name (default: shipped).")
@@ -173,18 +174,20 @@ def compress(paths, out_dir, quality, bpp, seed, model_name, max_pixels, device,
     def body():
         from . import codec
         from .image_io import read_image
-        from .model.weights import load_model
         for src, dst in _progress(plan_outputs(paths, out_dir, ".nnc"), "compress"):
             if dst != "-" and Path(dst).exists() and not force:
                 raise OutputError(f"{dst}: already exists (use --force to overwrite)")
             img = read_image(read_input(src), max_pixels=max_pixels)
-            q = 0.5 if quality is None else quality
             if bpp is not None:
-                dev = codec.pick_device(device)
-                model, _ = load_model(model_name, dev)
-                q = codec.quality_for_bpp(img, bpp, model, dev)
-            data = codec.compress(img, quality=q, seed=seed, model_name=model_name,
-                                  device=device)
+                data, q = codec.compress_to_bpp(img, bpp, seed=seed, model_name=model_name,
+                                                device=device)
+                got = 8 * len(data) / (img.rgb.shape[0] * img.rgb.shape[1])
+                if abs(got / bpp - 1) > 0.05:
+                    click.echo(f"nnc: note: {src}: {bpp:g} bpp is out of reach for this "
+                               f"model; wrote {got:.3f} bpp", err=True)
+            else:
+                data = codec.compress(img, quality=0.5 if quality is None else quality,
+                                      seed=seed, model_name=model_name, device=device)
             write_output(dst, data, force)
     _run(body)
 
@@ -241,18 +244,38 @@ def info(paths, as_json):
 @click.option("--resume", is_flag=True, help="Continue from OUT/ckpt.pt.")
 @click.option("--time-limit", type=float, default=None, help="Stop (with a checkpoint) after "
               "this many seconds.")
+@click.option("--likelihood", type=click.Choice(["gaussian", "laplace"]), default="gaussian",
+              show_default=True, help="Distortion term: Gaussian (MSE) or Laplace (L1).")
+@click.option("--init", "init", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Fine-tune: start from this checkpoint (its steps count on).")
+@click.option("--lambda-range", nargs=2, type=click.FloatRange(min=1e-6), default=None,
+              help="Rate-distortion weights at quality 0 and 1 (default 0.0015 0.08).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads for torch.")
 @click.option("--export", "export_name", default=None,
               help="When done, install the model into weights/ under this name.")
 @_device
-def train(data, out, steps, batch, crop, lr, warmup, resume, time_limit, export_name, device):
-    """Train (or fine-tune from scratch) a PLN on a folder of images."""
+def train(data, out, steps, batch, crop, lr, warmup, resume, time_limit, likelihood, init,
+          lambda_range, threads, export_name, device):
+    """Train (or fine-tune) a PLN on a folder of images."""
     def body():
+        import torch
         from . import codec
+        from .model.pln import PLNConfig
         from .train import train as run_train
         from .model.weights import install
+        if threads:
+            torch.set_num_threads(threads)
+        cfg = PLNConfig()
+        if lambda_range:
+            lo, hi = lambda_range
+            if not lo < hi:
+                raise click.UsageError("--lambda-range: the first value must be below the second")
+            cfg = PLNConfig(lambda_min=lo, lambda_max=hi)
         dev = codec.pick_device(device)
         ckpt = run_train(Path(data), Path(out), steps, batch=batch, crop=crop, lr=lr,
-                         warmup=warmup, resume=resume, device=dev,
+                         warmup=warmup, resume=resume, device=dev, cfg=cfg,
+                         likelihood=likelihood, init=Path(init) if init else None,
                          progress=sys.stderr.isatty(), time_limit_s=time_limit)
         click.echo(f"nnc: checkpoint {ckpt}", err=True)
         if export_name:

@@ -9,7 +9,9 @@
 """
 from __future__ import annotations
 
+import math
 import struct
+import time
 import zlib
 from dataclasses import dataclass, replace
 
@@ -50,6 +52,25 @@ class CompressStats:
     """What the encoder knows and the file does not: the ΣKL of each level, in bits."""
     kl1_bits: float = 0.0
     kl2_bits: float = 0.0
+    l1_outliers: int = 0            # level-1 dimensions sent as 16-bit values ...
+    l1_outlier_bits: float = 0.0    # ... and the bits they take (positions + values)
+
+
+class _Stages:
+    """Adds the wall time since the previous mark to ``out[name]`` (no-op without ``out``)."""
+
+    def __init__(self, out: dict | None, device: str):
+        self.out, self.cuda = out, device.startswith("cuda")
+        self.t = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        if self.out is None:
+            return
+        if self.cuda:
+            torch.cuda.synchronize()
+        now = time.perf_counter()
+        self.out[name] = self.out.get(name, 0.0) + now - self.t
+        self.t = now
 
 
 def pick_device(device: str | None = None) -> str:
@@ -172,8 +193,12 @@ def quality_for_bpp(img: RasterImage, bpp: float, model: PLN, device: str,
 @torch.no_grad()
 def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
              model_name: str | None = None, device: str | None = None,
-             params: CoderParams = CoderParams(), stats: CompressStats | None = None) -> bytes:
+             params: CoderParams = CoderParams(), stats: CompressStats | None = None,
+             timings: dict | None = None) -> bytes:
+    """Encode an image at a rate parameter ``quality`` in [0, 1]. ``timings``, when given,
+    receives the seconds spent per stage (for benchmarks)."""
     device = pick_device(device)
+    mark = _Stages(timings, device)
     model, digest = load_model(model_name, device)
     name = model_name or _default_name()
     if not 0.0 <= quality <= 1.0:
@@ -184,16 +209,20 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
     h, w, _ = img.rgb.shape
     x = _to_tensor(img, model.stride, device)
     q = torch.tensor([quality], device=device)
+    mark("setup")
 
     # level 2: q(z2|x) against p(z2) = N(0, I), already standardized
     (mu_x, s_x), (mu2, s2) = model.encode(x, q)
+    mark("network")
     code2, z2 = importance_encode(mu2, s2, seed, p.l2_index_bits, p.l2_group_kl_bits,
                                   p.l2_max_group, p.l2_outlier_kl_bits)
     z2 = z2.reshape(mu2.shape)
+    mark("level2")
 
     # level 1: q(z1|z2,x) against p(z1|z2), standardized by the prior
     mu_p, s_p = model.prior1(z2, q)
     mu1, s1 = combine_posterior(mu_x, s_x, mu_p, s_p)
+    mark("network")
     bh, bw = p.l1_block_h, p.l1_block_w
     mean = to_blocks((mu1 - mu_p) / s_p, bh, bw)
     std = to_blocks(s1 / s_p, bh, bw)
@@ -207,6 +236,9 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
     if stats is not None:
         stats.kl1_bits = kl1.sum().item()
         stats.kl2_bits = kl_bits_standardized(mu2, s2).sum().item()
+        stats.l1_outliers = int(out_pos.numel())
+        stats.l1_outlier_bits = 32 + out_pos.numel() * (math.log2(mean.numel()) + 16)
+    mark("level1")
 
     header = container.Header(
         width=w, height=h, channels=1 if img.gray else 3, alpha=img.alpha is not None,
@@ -224,7 +256,61 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
         model.shard_table, out_pos.cpu().numpy(), out_vals.cpu().numpy())
     if img.alpha is not None:
         sections["ALPH"] = zlib.compress(np.ascontiguousarray(img.alpha).tobytes(), 9)
-    return container.write(container.Container(header, sections))
+    data = container.write(container.Container(header, sections))
+    mark("entropy coding + container")
+    return data
+
+
+def compress_to_bpp(img: RasterImage, bpp: float, seed: int = 0,
+                    model_name: str | None = None, device: str | None = None,
+                    params: CoderParams = CoderParams(), tolerance: float = 0.02,
+                    max_files: int = 6) -> tuple[bytes, float]:
+    """Encode so that the *file* (all of it, header included) has about ``bpp`` bits per
+    pixel; returns (file bytes, rate parameter used).
+
+    The ΣKL estimate (network passes only) gives a first rate parameter; then actual files
+    are made and the parameter is corrected by the secant method on log(file size), kept
+    inside the bracket of files found too small and too large, until a file is within
+    ``tolerance`` of the target or ``max_files`` were made. The closest file wins. When the
+    target is outside the model's range, the file at the nearer end is returned."""
+    device = pick_device(device)
+    model, _ = load_model(model_name, device)
+    pixels = img.rgb.shape[0] * img.rgb.shape[1]
+    target = math.log(bpp)
+    tried: dict[float, tuple[bytes, float]] = {}
+
+    def make(q: float) -> float:
+        q = float(np.float32(min(max(q, 0.0), 1.0)))
+        if q not in tried:
+            data = compress(img, quality=q, seed=seed, model_name=model_name, device=device,
+                            params=params)
+            tried[q] = (data, math.log(8 * len(data) / pixels))
+        return q
+
+    q = make(quality_for_bpp(img, bpp, model, device))
+    slope = 1.5      # d log(file bpp) / d quality, typical of the shipped models
+    for _ in range(max_files - 1):
+        err = tried[q][1] - target
+        if abs(err) <= math.log1p(tolerance):
+            break
+        below = [k for k, (_, r) in tried.items() if r < target]
+        above = [k for k, (_, r) in tried.items() if r > target]
+        lo, hi = (max(below) if below else None), (min(above) if above else None)
+        if (err > 0 and q <= 0.0) or (err < 0 and q >= 1.0):
+            break                               # out of the model's range
+        if lo is not None and hi is not None and hi > lo:
+            rl, rh = tried[lo][1], tried[hi][1]
+            if rh > rl:
+                slope = (rh - rl) / (hi - lo)
+            nxt = lo + (target - rl) / slope
+            nxt = min(max(nxt, lo + 0.1 * (hi - lo)), hi - 0.1 * (hi - lo))
+        else:
+            nxt = q - err / slope
+        if float(np.float32(min(max(nxt, 0.0), 1.0))) in tried:
+            break
+        q = make(nxt)
+    best = min(tried, key=lambda k: abs(tried[k][1] - target))
+    return tried[best][0], best
 
 
 def _default_name() -> str:
@@ -322,8 +408,9 @@ def _read_level1(side: bytes, ix: bytes, m: int, rows: int, cols: int, p: contai
 
 @torch.no_grad()
 def decompress(data: bytes, device: str | None = None,
-               max_pixels: int = DEFAULT_MAX_PIXELS) -> RasterImage:
+               max_pixels: int = DEFAULT_MAX_PIXELS, timings: dict | None = None) -> RasterImage:
     device = pick_device(device)
+    mark = _Stages(timings, device)
     c = container.read(data)
     hd = c.header
     if hd.width * hd.height > max_pixels:
@@ -360,8 +447,11 @@ def decompress(data: bytes, device: str | None = None,
         # panics arrive as pyo3's PanicException, a BaseException)
         raise FormatError(f"corrupt .nnc file: entropy-coded data does not decode ({e})") \
             from None
+    mark("container + entropy decoding")
     z2 = importance_decode(code2, n2, hd.seed, device).reshape(1, cfg.g, h2, w2)
+    mark("level2")
     mu_p, s_p = model.prior1(z2, q)
+    mark("network")
     z1_std = greedy_decode(torch.as_tensor(indices, device=device),
                            torch.as_tensor(shards, device=device), hd.seed, bh * bw,
                            hd.l1_shard_decay)
@@ -369,8 +459,10 @@ def decompress(data: bytes, device: str | None = None,
     flat_std[torch.as_tensor(out_pos, device=device)] = dequantize_outlier(
         torch.as_tensor(out_vals, device=device))
     z1 = mu_p + s_p * from_blocks(z1_std, cfg.m, h1, w1, bh, bw)
+    mark("level1")
     x_hat = model.decode(z1, q)[0, :, :hd.height, :hd.width]
     rgb = (x_hat.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    mark("network")
     alpha = None
     if hd.alpha:
         try:   # never inflate more than the plane's size (zlib bombs)

@@ -1,10 +1,16 @@
 """Training the PLN: the beta-weighted ELBO of thesis §3.3 with KL warm-up and rate conditioning.
 
-loss = KL(q||p) / (ln 2 * pixels) * w(t)  +  lambda(quality) * 255^2 * MSE
+loss = KL(q||p) / (ln 2 * pixels) * w(t)  +  D(x, x_hat; lambda(quality))
 
 with quality ~ U[0, 1] drawn per image, lambda(quality) log-spaced between the config's
 lambda_min and lambda_max, and w(t) = min(1, t / warmup) the warm-up of Sønderby et al.
-Gaussian likelihood (MSE) is used: our headline metric is RGB PSNR.
+
+The distortion is a negative log-likelihood with a fixed scale set by lambda:
+
+- ``gaussian``: D = lambda * 255^2 * MSE  (a Gaussian of variance 1 / (2 lambda 255^2));
+- ``laplace``:  D = 2 * 255 * sqrt(lambda) * mean|x - x_hat|, the Laplace of the *same
+  variance* (b = sigma / sqrt 2), so that a lambda means about the same trade-off for both
+  and a checkpoint can switch between them (the gradients match at ~30 dB, lambda = 0.01).
 """
 from __future__ import annotations
 
@@ -52,12 +58,32 @@ def random_batch(images, batch: int, crop: int, rng: np.random.Generator) -> tor
     return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
 
 
+LIKELIHOODS = ("gaussian", "laplace")
+
+
+def distortion(x_hat: torch.Tensor, x: torch.Tensor, lam: torch.Tensor,
+               likelihood: str) -> torch.Tensor:
+    """Per-image distortion term of the loss (see the module docstring)."""
+    if likelihood == "gaussian":
+        return lam * 255.0 ** 2 * (x_hat - x).pow(2).flatten(1).mean(1)
+    if likelihood == "laplace":
+        return 2 * 255.0 * lam.sqrt() * (x_hat - x).abs().flatten(1).mean(1)
+    raise ValueError(f"unknown likelihood {likelihood!r} (choose from {', '.join(LIKELIHOODS)})")
+
+
 def train(data: Path, out: Path, steps: int, batch: int = 8, crop: int = 128,
           lr: float = 1e-4, warmup: int = 2000, resume: bool = False,
           cfg: PLNConfig = PLNConfig(), device: str = "cpu", log_every: int = 50,
           ckpt_every: int = 500, seed: int = 0, progress: bool = True,
-          time_limit_s: float | None = None) -> Path:
-    """Train (or resume) and write a checkpoint ``out/ckpt.pt`` plus ``out/log.csv``."""
+          time_limit_s: float | None = None, likelihood: str = "gaussian",
+          init: Path | None = None) -> Path:
+    """Train (or resume) and write a checkpoint ``out/ckpt.pt`` plus ``out/log.csv``.
+
+    ``init``: start a new run from another run's checkpoint (weights and optimizer state;
+    its step count carries over, so the KL warm-up is not repeated), with this run's
+    ``cfg`` lambda range."""
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"unknown likelihood {likelihood!r}")
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "ckpt.pt"
     torch.manual_seed(seed)
@@ -66,6 +92,17 @@ def train(data: Path, out: Path, steps: int, batch: int = 8, crop: int = 128,
     model = PLN(cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     step, wall = 0, 0.0
+    if init is not None and not (resume and ckpt_path.exists()):
+        state = torch.load(init, map_location=device, weights_only=True)
+        base = PLNConfig(**state["config"])
+        cfg = PLNConfig(**{**base.to_dict(), "lambda_min": cfg.lambda_min,
+                           "lambda_max": cfg.lambda_max})
+        model = PLN(cfg).to(device)
+        model.load_state_dict(state["model"])
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        opt.load_state_dict(state["opt"])
+        step, wall = int(state["step"]), float(state["wall_s"])
+        rng = np.random.default_rng(seed + step)
     if resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
         if PLNConfig(**state["config"]) != cfg:
@@ -85,7 +122,8 @@ def train(data: Path, out: Path, steps: int, batch: int = 8, crop: int = 128,
     def save():
         tmp = ckpt_path.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-                    "wall_s": wall, "config": cfg.to_dict(), "device": device}, tmp)
+                    "wall_s": wall, "config": cfg.to_dict(), "device": device,
+                    "likelihood": likelihood}, tmp)
         os.replace(tmp, ckpt_path)
 
     bar = None
@@ -107,10 +145,10 @@ def train(data: Path, out: Path, steps: int, batch: int = 8, crop: int = 128,
         x_hat, kl1, kl2 = model(x, quality)
         pixels = x.shape[2] * x.shape[3]
         bpp = (kl1 + kl2) / (LN2 * pixels)
-        mse = (x_hat - x).pow(2).flatten(1).mean(1)
+        mse = (x_hat - x).detach().pow(2).flatten(1).mean(1)
         lam = quality_to_lambda(quality, cfg)
         w = min(1.0, (step + 1) / warmup)
-        loss = (w * bpp + lam * 255.0 ** 2 * mse).mean()
+        loss = (w * bpp + distortion(x_hat, x, lam, likelihood)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)

@@ -81,11 +81,23 @@ def test_python_api(kodim23_crop):
     assert psnr(np.asarray(im), kodim23_crop) > 20
 
 
-def test_bpp_target(kodim23_crop):
+@pytest.mark.parametrize("target", [0.3, 0.5, 0.7])
+def test_bpp_target_hits_the_file_size(kodim23_crop, target):
+    """--bpp is about the file: within the 2% tolerance of the search."""
     img = read_image(png_bytes(kodim23_crop))
-    data = nnc.compress(kodim23_crop, bpp=0.5)
+    data = nnc.compress(kodim23_crop, bpp=target)
     bpp = 8 * len(data) / (img.rgb.shape[0] * img.rgb.shape[1])
-    assert 0.35 < bpp < 0.65
+    assert bpp == pytest.approx(target, rel=0.02)
+    assert codec.decompress(data).rgb.shape == img.rgb.shape
+
+
+def test_bpp_target_out_of_range_gives_the_nearest_end(kodim23_crop):
+    img = read_image(png_bytes(kodim23_crop))
+    low, q_low = codec.compress_to_bpp(img, 0.001)
+    high, q_high = codec.compress_to_bpp(img, 50.0)
+    assert q_low == 0.0 and q_high >= 0.99      # file size is not exactly monotone at the top
+    assert low == codec.compress(img, quality=0.0)
+    assert high == codec.compress(img, quality=q_high)
 
 
 def test_golden_files_decode():
