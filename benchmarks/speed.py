@@ -12,9 +12,9 @@ Measures, on one image (kodim23 by default):
    loaded, and as a user sees it: a fresh ``nnc`` process per file);
 2. nnc's time per stage (network passes, level-2 coding, level-1 coding, entropy coding and
    container; and the same for decoding);
-3. nnc's time and peak memory (max RSS of a fresh process, which includes about 0.25 GiB of
-   Python, torch and the model) for square images from 256^2 to 2048^2, made by resizing the
-   image;
+3. nnc's time and peak memory (max RSS of a fresh process, which includes about 0.6 GiB of
+   Python, torch, the model and a warm-up call) for square images from 256^2 to 2048^2, made
+   by resizing the image;
 4. the largest square image that compresses within ``--max-mem-gib`` (8 GiB): a linear fit
    of peak memory against pixels predicts it, and a real run at that size checks it.
 
@@ -55,6 +55,8 @@ from nnc.model.weights import load_model
 src, side, device, what, path = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 dev = codec.pick_device(device)
 load_model(None, dev)
+warm = codec.compress(RasterImage(np.zeros((64, 64, 3), np.uint8), False, None), device=dev)
+codec.decompress(warm, device=dev)          # first-call costs are not the image's
 if what == "compress":
     im = Image.open(src).convert("RGB").resize((side, side), Image.LANCZOS)
     img = RasterImage(np.asarray(im), False, None)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as F  # avg_pool2d
 
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
@@ -37,9 +37,18 @@ def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
 
 
 def _blur(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """Separable Gaussian filter, 'valid' (no padding), per plane. x: (N, 1, H, W)."""
-    x = F.conv2d(x, g.view(1, 1, 1, -1))
-    return F.conv2d(x, g.view(1, 1, -1, 1))
+    """Separable Gaussian filter, 'valid' (no padding), per plane. x: (N, 1, H, W).
+    In-place shifted adds: several times faster than conv2d with one channel on the CPU."""
+    n = len(g)
+    w = x.shape[-1] - n + 1
+    rows = x[..., :w] * float(g[0])
+    for k in range(1, n):
+        rows.add_(x[..., k:k + w], alpha=float(g[k]))
+    h = x.shape[-2] - n + 1
+    out = rows[..., :h, :] * float(g[0])
+    for k in range(1, n):
+        out.add_(rows[..., k:k + h, :], alpha=float(g[k]))
+    return out
 
 
 def _ssim_parts(x: torch.Tensor, y: torch.Tensor, g: torch.Tensor):
