@@ -5,6 +5,7 @@
     python benchmarks/rd.py --codecs nnc          # re-measure nnc only, keep the others
     python benchmarks/rd.py --images DIR --out benchmarks/results/rd-mine.json
     python benchmarks/rd.py --plots-only
+    python benchmarks/rd.py --plots-only --merge other.json   # combine separate runs
 
 Every codec encodes every image at each setting of its sweep into real files in memory;
 bpp = 8 * file bytes / pixels, RGB PSNR and MS-SSIM (nnc.metrics) against the original.
@@ -428,6 +429,8 @@ def main():
     ap.add_argument("--out", type=Path, default=RESULTS / "rd.json")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--plots-only", action="store_true")
+    ap.add_argument("--merge", type=Path, nargs="+", default=[],
+                    help="take these codecs' results from other rd.py outputs (same images)")
     ap.add_argument("--update-manifest", action="store_true",
                     help="record nnc's Kodak summary in weights/manifest.json")
     args = ap.parse_args()
@@ -452,6 +455,13 @@ def main():
                 e["points"] = mean_points(e)
                 e["wall_s"] = round(time.perf_counter() - t, 1)
                 res["codecs"][name] = e
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(json.dumps(res, indent=1) + "\n")   # a checkpoint
+    for other in args.merge:
+        o = json.loads(other.read_text())
+        if res and o.get("images") != res.get("images"):
+            sys.exit(f"rd.py: {other} was measured on other images")
+        res = {**o, **res, "codecs": {**res.get("codecs", {}), **o["codecs"]}}
     if not res.get("codecs"):
         sys.exit(f"rd.py: nothing measured yet in {args.out}")
     res["bd_rate"] = bd_tables(curves(res))

@@ -1,0 +1,105 @@
+"""Markdown tables for the README from the benchmark results (rd.json, speed-*.json,
+bpp-target.json). Prints to stdout; nothing is measured here.
+
+    python benchmarks/report.py
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def fmt_pct(v):
+    return "—" if v is None else f"{v:+.1f}%"
+
+
+def rd_tables(rd: dict) -> list[str]:
+    out = []
+    e = rd["codecs"]["nnc"]
+    out += [f"nnc on {rd['images']['folder']} ({rd['images']['count']} images), model "
+            f"{e['version']}:", "",
+            "| quality | bpp (file) | PSNR | MS-SSIM | bpp (ΣKL) | PSNR posterior mean | "
+            "MS-SSIM posterior mean | PSNR exact sample | file / ΣKL | encode s | decode s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for p in e["points"]:
+        out.append(f"| {p['setting']:.2f} | {p['bpp']:.3f} | {p['psnr']:.2f} | "
+                   f"{p['ms_ssim']:.4f} | {p['kl_bpp']:.3f} | {p['mean_psnr']:.2f} | "
+                   f"{p['mean_ms_ssim']:.4f} | {p['sample_psnr']:.2f} | "
+                   f"{p['file_over_kl']:.3f} | {p['encode_s']:.2f} | {p['decode_s']:.2f} |")
+    shares = rd.get("nnc_bit_shares", [])
+    if shares:
+        keys = [k for k in shares[0] if k != "setting"]
+        out += ["", "| quality | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+        for s in shares:
+            out.append(f"| {s['setting']:.2f} | " + " | ".join(f"{100 * s[k]:.1f}%" for k in keys)
+                       + " |")
+    t = rd["bd_rate"]
+    labels = {n: c["label"] for n, c in rd["codecs"].items()}
+    for n, c in rd.get("published", {}).items():
+        labels[n] = f"{c['label']} (published)"
+    out += ["", "| reference | BD-rate of nnc, PSNR | BD-rate of nnc, MS-SSIM | "
+            "nnc theoretical (ΣKL, posterior mean), PSNR |", "|---|---|---|---|"]
+    for ref in t["psnr"]:
+        if ref in ("nnc", "nnc_theory"):
+            continue
+        out.append(f"| {labels.get(ref, ref)} | {fmt_pct(t['psnr'][ref].get('nnc'))} | "
+                   f"{fmt_pct(t['ms_ssim'].get(ref, {}).get('nnc'))} | "
+                   f"{fmt_pct(t['psnr'][ref].get('nnc_theory'))} |")
+    return out
+
+
+def speed_table(sp: dict) -> list[str]:
+    out = [f"{sp['image']} on {sp['machine']} ({sp['device']}), median of {sp['runs']} runs, "
+           "each codec at its setting nearest 0.75 bpp:", "",
+           "| codec | setting | bpp | encode ms | decode ms |", "|---|---|---|---|---|"]
+    for c in sp["codecs"].values():
+        out.append(f"| {c['label']} | {c['setting']} | {c['bpp']:.3f} | "
+                   f"{1000 * c['encode_s']:.1f} | {1000 * c['decode_s']:.1f} |")
+    n = sp["codecs"]["nnc"]
+    out += ["", f"nnc as a user runs it (fresh process, includes {n['cli']['python_import_s']:.2f}"
+            f" s of Python + torch import): compress {n['cli']['compress_s']:.2f} s, "
+            f"decompress {n['cli']['decompress_s']:.2f} s.", "",
+            "| nnc stage | encode ms | | nnc stage | decode ms |", "|---|---|---|---|---|"]
+    enc, dec = list(n["encode_stages_s"].items()), list(n["decode_stages_s"].items())
+    for i in range(max(len(enc), len(dec))):
+        a = enc[i] if i < len(enc) else ("", None)
+        b = dec[i] if i < len(dec) else ("", None)
+        out.append(f"| {a[0]} | {'' if a[1] is None else f'{1000 * a[1]:.0f}'} | | {b[0]} | "
+                   f"{'' if b[1] is None else f'{1000 * b[1]:.0f}'} |")
+    out += ["", "| size | megapixels | compress s | peak RSS MiB | decompress s | peak RSS MiB |",
+            "|---|---|---|---|---|---|"]
+    for r in sp["scaling"]:
+        c, d = r["compress"], r["decompress"]
+        out.append(f"| {r['side']}x{r['side']} | {r['pixels'] / 1e6:.2f} | "
+                   f"{c.get('wall_s', float('nan')):.2f} | {c.get('peak_rss_mib', float('nan')):.0f} | "
+                   f"{d.get('wall_s', float('nan')):.2f} | {d.get('peak_rss_mib', float('nan')):.0f} |")
+    ms = sp.get("max_size")
+    if ms:
+        out += ["", f"Largest square image within {ms['limit_gib']:g} GiB: "
+                f"{ms['largest_checked_side']}x{ms['largest_checked_side']} (checked); the fit "
+                f"is {ms['fit_mib']['intercept']:.0f} MiB + {ms['fit_mib']['per_megapixel']:.0f} "
+                f"MiB per megapixel."]
+    return out
+
+
+def main():
+    lines = []
+    if (RESULTS / "rd.json").exists():
+        lines += rd_tables(json.loads((RESULTS / "rd.json").read_text())) + [""]
+    for f in sorted(RESULTS.glob("speed-*.json")):
+        lines += speed_table(json.loads(f.read_text())) + [""]
+    if (RESULTS / "bpp-target.json").exists():
+        b = json.loads((RESULTS / "bpp-target.json").read_text())
+        lines += ["| --bpp target | images | within ±5% | mean abs error | max abs error | "
+                  "mean s |", "|---|---|---|---|---|---|"]
+        for t, s in b["summary"].items():
+            lines.append(f"| {t} | {s['images']} | {s['within_5pct']} | "
+                         f"{100 * s['mean_abs_rel_error']:.2f}% | "
+                         f"{100 * s['max_abs_rel_error']:.2f}% | {s['mean_seconds']:.1f} |")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
