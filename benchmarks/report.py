@@ -55,7 +55,7 @@ def speed_table(sp: dict) -> list[str]:
            "each codec at its setting nearest 0.75 bpp:", "",
            "| codec | setting | bpp | encode ms | decode ms |", "|---|---|---|---|---|"]
     for c in sp["codecs"].values():
-        out.append(f"| {c['label']} | {c['setting']} | {c['bpp']:.3f} | "
+        out.append(f"| {c['label']} | {c['setting'] if isinstance(c['setting'], int) else round(c['setting'], 3)} | {c['bpp']:.3f} | "
                    f"{1000 * c['encode_s']:.1f} | {1000 * c['decode_s']:.1f} |")
     n = sp["codecs"]["nnc"]
     out += ["", f"nnc as a user runs it (fresh process, includes {n['cli']['python_import_s']:.2f}"
