@@ -208,6 +208,11 @@ def plot(res: dict, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     rows = [r for r in res["scaling"] if "wall_s" in r["compress"]]
+    # the largest-size checks are points on the same curves
+    for c in (res.get("max_size") or {}).get("checks", []):
+        if "wall_s" in c["compress"]:
+            rows.append({"side": c["side"], "pixels": c["side"] ** 2, **c})
+    rows.sort(key=lambda r: r["pixels"])
     mp = [r["pixels"] / 1e6 for r in rows]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.3))
     a1.plot(mp, [r["compress"]["wall_s"] for r in rows], "o-", label="compress")
@@ -239,8 +244,13 @@ def main():
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024, 1536, 2048])
     ap.add_argument("--max-mem-gib", type=float, default=8.0)
     ap.add_argument("--skip-max-size", action="store_true")
+    ap.add_argument("--plot-only", action="store_true", help="redraw the PNG from the JSON")
     args = ap.parse_args()
     import torch
+    if args.plot_only:
+        out = RESULTS / f"speed-{args.device.split(':')[0]}.json"
+        plot(json.loads(out.read_text()), out.with_suffix(".png"))
+        return
     rgb = np.asarray(Image.open(args.image).convert("RGB"))
     res = {"image": args.image.name, "device": args.device,
            "machine": f"{platform.machine()}, {os.cpu_count()} cores"
