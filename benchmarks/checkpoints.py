@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +19,13 @@ import torch
 from PIL import Image
 
 from nnc.metrics import bd_rate, ms_ssim, ms_ssim_db, psnr
-from nnc.model.pln import PLN, PLNConfig, combine_posterior, gaussian_kl_nats, LN2
+from nnc.model.pln import PLN, PLNConfig
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rd import posterior_decodes  # noqa: E402
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
 
 
-@torch.no_grad()
 def evaluate(ckpt: Path, images, qualities) -> dict:
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     model = PLN(PLNConfig(**state["config"]))
@@ -32,18 +34,9 @@ def evaluate(ckpt: Path, images, qualities) -> dict:
     pts = []
     for q in qualities:
         bpp, ps, ms = [], [], []
-        qt = torch.tensor([q])
         for rgb in images:
-            h, w, _ = rgb.shape
-            x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
-            (mu_x, s_x), (mu2, s2) = model.encode(x, qt)
-            mu_p, s_p = model.prior1(mu2, qt)
-            mu1, s1 = combine_posterior(mu_x, s_x, mu_p, s_p)
-            kl = gaussian_kl_nats(mu2, s2, torch.zeros_like(mu2), torch.ones_like(s2)).sum() \
-                + gaussian_kl_nats(mu1, s1, mu_p, s_p).sum()
-            y = (model.decode(mu1, qt)[0].clamp(0, 1) * 255).round().byte()
-            y = y.permute(1, 2, 0).numpy()
-            bpp.append(kl.item() / LN2 / (h * w))
+            kl_bits, y, _ = posterior_decodes(model, rgb, q, sample=False)
+            bpp.append(kl_bits / (rgb.shape[0] * rgb.shape[1]))
             ps.append(psnr(rgb, y))
             ms.append(ms_ssim(rgb, y))
         pts.append({"quality": q, "kl_bpp": float(np.mean(bpp)), "psnr": float(np.mean(ps)),

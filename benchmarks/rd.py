@@ -145,32 +145,41 @@ def run_classical(name: str, images) -> dict:
             "settings": spec.settings, "per_image": per_image}
 
 
-def run_nnc(images, qualities) -> dict:
+def posterior_decodes(model, rgb: np.ndarray, q: float, sample: bool = True):
+    """The model without coding: (ΣKL in bits, posterior-mean decode, exact posterior-sample
+    decode or None). The "theoretical" curve of thesis Fig. 4.1 is ΣKL against the mean."""
     import torch
     from nnc import codec
     from nnc.image_io import RasterImage
+    from nnc.model.pln import combine_posterior, gaussian_kl_nats
+    h, w, _ = rgb.shape
+    with torch.no_grad():
+        x = codec._to_tensor(RasterImage(rgb, False, None), model.stride, "cpu")
+        qt = torch.tensor([q])
+        (mu_x, s_x), (mu2, s2) = model.encode(x, qt)
+        mu_p, s_p = model.prior1(mu2, qt)
+        mu1, s1 = combine_posterior(mu_x, s_x, mu_p, s_p)
+        kl = gaussian_kl_nats(mu2, s2, torch.zeros_like(mu2), torch.ones_like(s2)).sum() \
+            + gaussian_kl_nats(mu1, s1, mu_p, s_p).sum()
+        decodes = [mu1]
+        if sample:
+            g = torch.Generator().manual_seed(0)
+            z2 = mu2 + s2 * torch.randn(mu2.shape, generator=g)
+            mu_p, s_p = model.prior1(z2, qt)
+            mu1, s1 = combine_posterior(mu_x, s_x, mu_p, s_p)
+            decodes.append(mu1 + s1 * torch.randn(mu1.shape, generator=g))
+        imgs = [(model.decode(z, qt)[0, :, :h, :w].clamp(0, 1) * 255).round().byte()
+                .permute(1, 2, 0).numpy() for z in decodes]
+    return kl.item() / math.log(2), imgs[0], (imgs[1] if sample else None)
+
+
+def run_nnc(images, qualities) -> dict:
+    from nnc import codec
+    from nnc.image_io import RasterImage
     from nnc.info import describe
-    from nnc.model.pln import combine_posterior
     from nnc.model.weights import default_model_name, load_model
 
     model, digest = load_model()
-
-    @torch.no_grad()
-    def reference_decodes(img, q):
-        """Decodes of the posterior mean and of an exact posterior sample (no coding)."""
-        h, w, _ = img.rgb.shape
-        x = codec._to_tensor(img, model.stride, "cpu")
-        qt = torch.tensor([q])
-        (mu_x, s_x), (mu2, s2) = model.encode(x, qt)
-        g = torch.Generator().manual_seed(0)
-        out = []
-        for z2 in (mu2, mu2 + s2 * torch.randn(mu2.shape, generator=g)):
-            mu_p, s_p = model.prior1(z2, qt)
-            mu1, s1 = combine_posterior(mu_x, s_x, mu_p, s_p)
-            z1 = mu1 if z2 is mu2 else mu1 + s1 * torch.randn(mu1.shape, generator=g)
-            y = model.decode(z1, qt)[0, :, :h, :w].clamp(0, 1)
-            out.append((y * 255).round().byte().permute(1, 2, 0).numpy())
-        return out
 
     per_image = {}
     for fname, rgb in images:
@@ -190,7 +199,7 @@ def run_nnc(images, qualities) -> dict:
             sections = {s["section"]: s["bytes"] for s in rep["sections"]}
             if sum(sections.values()) != len(data):
                 raise SystemExit(f"rd.py: {fname}: sections do not add up to the file size")
-            mean_img, sample_img = reference_decodes(img, q)
+            _, mean_img, sample_img = posterior_decodes(model, rgb, q)
             kl = st.kl1_bits + st.kl2_bits
             rows.append({
                 "setting": q, "bpp": 8 * len(data) / pixels, **score(rgb, dec.rgb),
@@ -303,28 +312,38 @@ def anchor_check(res: dict) -> dict:
     return out
 
 
+def fmt_pct(v) -> str:
+    return "—" if v is None else f"{v:+.1f}%"
+
+
+def nnc_bd_table(res: dict) -> list[str]:
+    """Markdown rows: nnc's BD-rate (and its theoretical curve's) against every other curve."""
+    t = res["bd_rate"]
+    lab = {n: c["label"] for n, c in curves(res).items()}
+    lines = ["| reference | BD-rate of nnc, PSNR | BD-rate of nnc, MS-SSIM | "
+             "nnc theoretical (ΣKL, posterior mean), PSNR |", "|---|---|---|---|"]
+    for n in t["psnr"]:
+        if n in ("nnc", "nnc_theory"):
+            continue
+        lines.append(f"| {lab[n]} | {fmt_pct(t['psnr'][n].get('nnc'))} | "
+                     f"{fmt_pct(t['ms_ssim'].get(n, {}).get('nnc'))} | "
+                     f"{fmt_pct(t['psnr'][n].get('nnc_theory'))} |")
+    return lines
+
+
 def write_markdown(res: dict, path: Path) -> None:
     t = res["bd_rate"]
-    names = [n for n in t["psnr"] if n not in ("nnc", "nnc_theory")]
-    lab = {n: c["label"] for n, c in curves(res).items()}
     lines = [f"# BD-rate on {res['images']['folder']} ({res['images']['count']} images)", "",
-             f"Machine: {res['machine']}. Negative: the row's codec needs fewer bits than "
-             "the reference for the same quality (Bjøntegaard 2001, piecewise cubic, over the "
+             f"Machine: {res['machine']}. Positive: the codec needs more bits than the "
+             "reference for the same quality (Bjøntegaard 2001, piecewise cubic, over the "
              "overlapping quality range; '—' where the ranges do not overlap).", "",
-             "| reference | nnc, PSNR | nnc, MS-SSIM | nnc theoretical, PSNR |",
-             "|---|---|---|---|"]
-    def fmt(v):
-        return "—" if v is None else f"{v:+.1f}%"
-    for n in names:
-        lines.append(f"| {lab[n]} | {fmt(t['psnr'].get(n, {}).get('nnc'))} | "
-                     f"{fmt(t['ms_ssim'].get(n, {}).get('nnc'))} | "
-                     f"{fmt(t['psnr'].get(n, {}).get('nnc_theory'))} |")
+             *nnc_bd_table(res)]
     lines += ["", "All pairs (PSNR): BD-rate of the column against the row.", ""]
     cols = list(t["psnr"])
     lines.append("| reference \\ test | " + " | ".join(cols) + " |")
     lines.append("|---" * (len(cols) + 1) + "|")
     for r in cols:
-        lines.append(f"| {r} | " + " | ".join("" if c == r else fmt(t["psnr"][r].get(c))
+        lines.append(f"| {r} | " + " | ".join("" if c == r else fmt_pct(t["psnr"][r].get(c))
                                              for c in cols) + " |")
     path.write_text("\n".join(lines) + "\n")
 

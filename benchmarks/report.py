@@ -6,13 +6,13 @@ bpp-target.json). Prints to stdout; nothing is measured here.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import rd as rd_bench  # noqa: E402  (the BD-rate table)
+
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def fmt_pct(v):
-    return "—" if v is None else f"{v:+.1f}%"
 
 
 def rd_tables(rd: dict) -> list[str]:
@@ -35,18 +35,7 @@ def rd_tables(rd: dict) -> list[str]:
         for s in shares:
             out.append(f"| {s['setting']:.2f} | " + " | ".join(f"{100 * s[k]:.1f}%" for k in keys)
                        + " |")
-    t = rd["bd_rate"]
-    labels = {n: c["label"] for n, c in rd["codecs"].items()}
-    for n, c in rd.get("published", {}).items():
-        labels[n] = f"{c['label']} (published)"
-    out += ["", "| reference | BD-rate of nnc, PSNR | BD-rate of nnc, MS-SSIM | "
-            "nnc theoretical (ΣKL, posterior mean), PSNR |", "|---|---|---|---|"]
-    for ref in t["psnr"]:
-        if ref in ("nnc", "nnc_theory"):
-            continue
-        out.append(f"| {labels.get(ref, ref)} | {fmt_pct(t['psnr'][ref].get('nnc'))} | "
-                   f"{fmt_pct(t['ms_ssim'].get(ref, {}).get('nnc'))} | "
-                   f"{fmt_pct(t['psnr'][ref].get('nnc_theory'))} |")
+    out += ["", *rd_bench.nnc_bd_table(rd)]
     return out
 
 

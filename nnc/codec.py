@@ -279,8 +279,11 @@ def compress_to_bpp(img: RasterImage, bpp: float, seed: int = 0,
     target = math.log(bpp)
     tried: dict[float, tuple[bytes, float]] = {}
 
+    def header_value(q: float) -> float:      # the rate parameter as the file stores it
+        return float(np.float32(min(max(q, 0.0), 1.0)))
+
     def make(q: float) -> float:
-        q = float(np.float32(min(max(q, 0.0), 1.0)))
+        q = header_value(q)
         if q not in tried:
             data = compress(img, quality=q, seed=seed, model_name=model_name, device=device,
                             params=params)
@@ -306,7 +309,7 @@ def compress_to_bpp(img: RasterImage, bpp: float, seed: int = 0,
             nxt = min(max(nxt, lo + 0.1 * (hi - lo)), hi - 0.1 * (hi - lo))
         else:
             nxt = q - err / slope
-        if float(np.float32(min(max(nxt, 0.0), 1.0))) in tried:
+        if header_value(nxt) in tried:
             break
         q = make(nxt)
     best = min(tried, key=lambda k: abs(tried[k][1] - target))

@@ -91,32 +91,23 @@ def train(data: Path, out: Path, steps: int, batch: int = 8, crop: int = 128,
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     images = load_folder(data, crop)
+    # where to start: this run's checkpoint (resume), another run's (init), or scratch
+    source = ckpt_path if resume and ckpt_path.exists() else init
+    state = torch.load(source, map_location=device, weights_only=True) if source else None
+    if state is not None:
+        saved = PLNConfig(**state["config"])
+        # a resumed run keeps its own config; a fine-tune takes this run's lambda range
+        cfg = saved if source == ckpt_path else PLNConfig(**{
+            **saved.to_dict(), "lambda_min": cfg.lambda_min, "lambda_max": cfg.lambda_max})
     model = PLN(cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     step, wall = 0, 0.0
-    if init is not None and not (resume and ckpt_path.exists()):
-        state = torch.load(init, map_location=device, weights_only=True)
-        base = PLNConfig(**state["config"])
-        cfg = PLNConfig(**{**base.to_dict(), "lambda_min": cfg.lambda_min,
-                           "lambda_max": cfg.lambda_max})
-        model = PLN(cfg).to(device)
-        model.load_state_dict(state["model"])
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
-        opt.load_state_dict(state["opt"])
-        step, wall = int(state["step"]), float(state["wall_s"])
-        rng = np.random.default_rng(seed + step)
-    if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=True)
-        if PLNConfig(**state["config"]) != cfg:
-            cfg = PLNConfig(**state["config"])
-            model = PLN(cfg).to(device)
-            opt = torch.optim.Adam(model.parameters(), lr=lr)
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         step, wall = int(state["step"]), float(state["wall_s"])
-        rng = np.random.default_rng(seed + step)
+    rng = np.random.default_rng(seed + step)
     log_new = not (out / "log.csv").exists()
     logf = open(out / "log.csv", "a", newline="")
     log = csv.writer(logf)
