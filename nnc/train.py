@@ -5,6 +5,11 @@ loss = KL(q||p) / (ln 2 * pixels) * w(t)  +  D(x, x_hat; lambda(quality))
 with quality ~ U[0, 1] drawn per image, lambda(quality) log-spaced between the config's
 lambda_min and lambda_max, and w(t) = min(1, t / warmup) the warm-up of Sønderby et al.
 
+Each image's loss is scaled by (lambda_ref / lambda)^p (``lambda_power``; lambda_ref the
+geometric middle of the range). Scaling one image's loss leaves its own optimum where it was,
+but without it the high-lambda images, whose loss is ~100x larger, set the shared weights
+alone (measured: a long CPU run gave up the low rates for the top one).
+
 The distortion is a negative log-likelihood with a fixed scale set by lambda:
 
 - ``gaussian``: D = lambda * 255^2 * MSE  (a Gaussian of variance 1 / (2 lambda 255^2));
@@ -58,6 +63,53 @@ def random_batch(images, batch: int, crop: int, rng: np.random.Generator) -> tor
     return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
 
 
+class TensorCrops:
+    """Random crops with the 8 flips/transposes, drawn from images stacked in one uint8
+    tensor on ``device`` (all images the same size), so that a GPU never waits on the host."""
+
+    def __init__(self, images: list[np.ndarray], crop: int, device: str, seed: int):
+        self.data = torch.from_numpy(np.stack(images)).to(device).permute(0, 3, 1, 2)
+        self.crop, self.device = crop, device
+        self.gen = torch.Generator(device=device)
+        self.gen.manual_seed(seed)
+        self.ar = torch.arange(crop, device=device)
+
+    def __call__(self, batch: int) -> torch.Tensor:
+        n, _, h, w = self.data.shape
+        c, g, dev = self.crop, self.gen, self.device
+        idx = torch.randint(n, (batch,), generator=g, device=dev)
+        oy = torch.randint(h - c + 1, (batch, 1), generator=g, device=dev)
+        ox = torch.randint(w - c + 1, (batch, 1), generator=g, device=dev)
+        flip = torch.rand(batch, 3, generator=g, device=dev) < 0.5
+        rows = oy + torch.where(flip[:, :1], c - 1 - self.ar, self.ar)
+        cols = ox + torch.where(flip[:, 1:2], c - 1 - self.ar, self.ar)
+        x = self.data[idx[:, None, None, None], torch.arange(3, device=dev)[None, :, None, None],
+                      rows[:, None, :, None], cols[:, None, None, :]]
+        x = torch.where(flip[:, 2, None, None, None], x.transpose(2, 3), x)
+        return x.float().div_(255.0)
+
+
+def batch_sampler(images: list[np.ndarray], crop: int, device: str, seed: int):
+    """``batch -> float tensor in [0, 1]`` on ``device``."""
+    if len({im.shape for im in images}) == 1:
+        return TensorCrops(images, crop, device, seed)
+    rng = np.random.default_rng(seed)
+    return lambda batch: random_batch(images, batch, crop, rng).to(device)
+
+
+def lambda_weights(lam: torch.Tensor, cfg: PLNConfig, power: float) -> torch.Tensor:
+    """(lambda_ref / lambda)^power, lambda_ref the geometric middle of the config's range."""
+    ref = math.sqrt(cfg.lambda_min * cfg.lambda_max)
+    return (ref / lam) ** power
+
+
+def lr_at(frac: float, lr: float) -> float:
+    """Constant, then a cosine decay over the last 20% of the run (``frac`` in [0, 1])."""
+    if frac < 0.8:
+        return lr
+    return lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (frac - 0.8) / 0.2)))
+
+
 LIKELIHOODS = ("gaussian", "laplace")
 
 
@@ -76,12 +128,14 @@ def train(data: Path, out: Path, steps: int, batch: int = 8, crop: int = 128,
           cfg: PLNConfig = PLNConfig(), device: str = "cpu", log_every: int = 50,
           ckpt_every: int = 500, seed: int = 0, progress: bool = True,
           time_limit_s: float | None = None, likelihood: str = "gaussian",
-          init: Path | None = None) -> Path:
+          init: Path | None = None, lambda_power: float = 0.5,
+          compile: bool = False, ckpt_every_s: float | None = None) -> Path:
     """Train (or resume) and write a checkpoint ``out/ckpt.pt`` plus ``out/log.csv``.
 
     ``init``: start a new run from another run's checkpoint (weights and optimizer state;
     its step count carries over, so the KL warm-up is not repeated), with this run's
-    ``cfg`` lambda range."""
+    ``cfg`` lambda range. With ``time_limit_s`` the learning-rate schedule runs on time
+    rather than steps. ``compile``: ``torch.compile`` the training step (CUDA)."""
     if likelihood not in LIKELIHOODS:
         raise ValueError(f"unknown likelihood {likelihood!r}")
     out.mkdir(parents=True, exist_ok=True)
@@ -100,14 +154,18 @@ def train(data: Path, out: Path, steps: int, batch: int = 8, crop: int = 128,
         # a resumed run keeps its own config; a fine-tune takes this run's lambda range
         cfg = saved if source == ckpt_path else PLNConfig(**{
             **saved.to_dict(), "lambda_min": cfg.lambda_min, "lambda_max": cfg.lambda_max})
+    channels_last = device.startswith("cuda")
     model = PLN(cfg).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     step, wall = 0, 0.0
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         step, wall = int(state["step"]), float(state["wall_s"])
-    rng = np.random.default_rng(seed + step)
+    sample = batch_sampler(images, crop, device, seed + step)
+    forward = torch.compile(model) if compile else model
     log_new = not (out / "log.csv").exists()
     logf = open(out / "log.csv", "a", newline="")
     log = csv.writer(logf)
@@ -125,50 +183,60 @@ def train(data: Path, out: Path, steps: int, batch: int = 8, crop: int = 128,
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=steps, initial=step, unit="step")
-    acc = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "lam": 0.0, "n": 0}
+    # running sums stay on the device: no host sync between log lines
+    acc = torch.zeros(4, device=device)   # loss, bpp, mse, lambda
+    n_acc = 0
     t_last = time.perf_counter()
     t_start = t_last
+    t_saved = t_last
     model.train()
     while step < steps:
-        x = random_batch(images, batch, crop, rng).to(device)
+        x = sample(batch)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         quality = torch.rand(batch, device=device)
-        # cosine decay over the last 20% of steps
-        frac = step / steps
-        cur_lr = lr if frac < 0.8 else lr * 0.5 * (1 + math.cos(math.pi * (frac - 0.8) / 0.2))
+        frac = (step / steps if time_limit_s is None
+                else max(step / steps, (time.perf_counter() - t_start) / time_limit_s))
+        cur_lr = lr_at(frac, lr)
         for g in opt.param_groups:
             g["lr"] = cur_lr
-        x_hat, kl1, kl2 = model(x, quality)
+        x_hat, kl1, kl2 = forward(x, quality)
         pixels = x.shape[2] * x.shape[3]
-        bpp = (kl1 + kl2) / (LN2 * pixels)
-        mse = (x_hat - x).detach().pow(2).flatten(1).mean(1)
+        bpp = (kl1 + kl2).float() / (LN2 * pixels)
         lam = quality_to_lambda(quality, cfg)
         w = min(1.0, (step + 1) / warmup)
-        loss = (w * bpp + distortion(x_hat, x, lam, likelihood)).mean()
+        per_image = w * bpp + distortion(x_hat.float(), x, lam, likelihood)
+        loss = (per_image * lambda_weights(lam, cfg, lambda_power)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
         step += 1
-        acc["loss"] += loss.item(); acc["bpp"] += bpp.mean().item()
-        acc["mse"] += mse.mean().item(); acc["lam"] += lam.mean().item(); acc["n"] += 1
+        with torch.no_grad():
+            mse = (x_hat.float() - x).pow(2).mean()
+            acc += torch.stack([per_image.mean(), bpp.mean(), mse, lam.mean()])
+        n_acc += 1
         if bar is not None:
             bar.update(1)
         if step % log_every == 0 or step == steps:
             now = time.perf_counter()
             wall += now - t_last
-            n = acc["n"]
-            psnr = 10 * math.log10(1.0 / max(acc["mse"] / n, 1e-12))
-            log.writerow([step, round(wall, 1), acc["loss"] / n, acc["bpp"] / n, psnr,
-                          acc["lam"] / n, n * batch / (now - t_last), cur_lr])
+            loss_m, bpp_m, mse_m, lam_m = (acc / n_acc).tolist()
+            psnr = 10 * math.log10(1.0 / max(mse_m, 1e-12))
+            log.writerow([step, round(wall, 1), loss_m, bpp_m, psnr, lam_m,
+                          n_acc * batch / (now - t_last), cur_lr])
             logf.flush()
             if bar is not None:
-                bar.set_postfix(bpp=f"{acc['bpp'] / n:.3f}", psnr=f"{psnr:.2f}")
-            acc = {k: 0.0 for k in acc}; acc["n"] = 0
+                bar.set_postfix(bpp=f"{bpp_m:.3f}", psnr=f"{psnr:.2f}")
+            acc.zero_()
+            n_acc = 0
             t_last = now
-        if step % ckpt_every == 0 or step == steps:
+        timed_out = time_limit_s is not None and time.perf_counter() - t_start > time_limit_s
+        if (step % ckpt_every == 0 or step == steps or timed_out
+                or (ckpt_every_s is not None and time.perf_counter() - t_saved > ckpt_every_s)):
             save()
-        if time_limit_s is not None and time.perf_counter() - t_start > time_limit_s:
-            save()
+            t_saved = time.perf_counter()
+        if timed_out:
             break
     if bar is not None:
         bar.close()
