@@ -250,13 +250,20 @@ def info(paths, as_json):
               help="Fine-tune: start from this checkpoint (its steps count on).")
 @click.option("--lambda-range", nargs=2, type=click.FloatRange(min=1e-6), default=None,
               help="Rate-distortion weights at quality 0 and 1 (default 0.0015 0.08).")
+@click.option("--lambda-power", type=float, default=0.5, show_default=True,
+              help="Scale each image's loss by (lambda_ref/lambda)^P, so that all rates "
+                   "train (0: plain sum).")
+@click.option("--arch", default=None, metavar="N,M,F,G",
+              help="Channels of a new model: main transforms, level-1 latents, level-2 "
+                   "transforms, level-2 latents (default 64,96,64,32).")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the training step.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for torch.")
 @click.option("--export", "export_name", default=None,
               help="When done, install the model into weights/ under this name.")
 @_device
 def train(data, out, steps, batch, crop, lr, warmup, resume, time_limit, likelihood, init,
-          lambda_range, threads, export_name, device):
+          lambda_range, lambda_power, arch, compile_, threads, export_name, device):
     """Train (or fine-tune) a PLN on a folder of images."""
     def body():
         import torch
@@ -267,16 +274,25 @@ def train(data, out, steps, batch, crop, lr, warmup, resume, time_limit, likelih
         if threads:
             torch.set_num_threads(threads)
         cfg = PLNConfig()
+        if arch:
+            try:
+                n, m, f, g = (int(v) for v in arch.split(","))
+                if min(n, m, f, g) < 1:
+                    raise ValueError
+            except ValueError:
+                raise click.UsageError("--arch takes four positive integers, N,M,F,G") from None
+            cfg = PLNConfig(n=n, m=m, f=f, g=g)
         if lambda_range:
             lo, hi = lambda_range
             if not lo < hi:
                 raise click.UsageError("--lambda-range: the first value must be below the second")
-            cfg = PLNConfig(lambda_min=lo, lambda_max=hi)
+            cfg = PLNConfig(**{**cfg.to_dict(), "lambda_min": lo, "lambda_max": hi})
         dev = codec.pick_device(device)
         ckpt = run_train(Path(data), Path(out), steps, batch=batch, crop=crop, lr=lr,
                          warmup=warmup, resume=resume, device=dev, cfg=cfg,
                          likelihood=likelihood, init=Path(init) if init else None,
-                         progress=sys.stderr.isatty(), time_limit_s=time_limit)
+                         progress=sys.stderr.isatty(), time_limit_s=time_limit,
+                         lambda_power=lambda_power, compile=compile_)
         click.echo(f"nnc: checkpoint {ckpt}", err=True)
         if export_name:
             from .image_io import read_image

@@ -222,6 +222,54 @@ def test_train_laplace_fine_tune_from_checkpoint(tmp_path):
     assert r.exit_code == 2 and "lambda-range" in r.output
 
 
+def test_train_arch_option(tmp_path):
+    import torch
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(2):
+        Image.fromarray(smooth_image(64, 64, seed=i)).save(data / f"{i}.png")
+    r = CliRunner().invoke(main, ["train", str(data), str(tmp_path / "a"), "--arch", "8,12,8,4",
+                                  "--steps", "1", "--batch", "2", "--crop", "64",
+                                  "--lambda-power", "0"])
+    assert r.exit_code == 0, r.output
+    cfg = torch.load(tmp_path / "a" / "ckpt.pt", weights_only=True)["config"]
+    assert (cfg["n"], cfg["m"], cfg["f"], cfg["g"]) == (8, 12, 8, 4)
+    for bad in ("8,12,8", "8,x,8,4", "8,0,8,4"):
+        r = CliRunner().invoke(main, ["train", str(data), str(tmp_path / "b"), "--arch", bad])
+        assert r.exit_code == 2 and "--arch" in r.output
+
+
+def test_tensor_crops_are_flipped_transposed_crops():
+    """Every GPU-side crop is one of the image's crops under one of the 8 flips/transposes,
+    and all 8 occur."""
+    from nnc.train import TensorCrops
+    rng = np.random.default_rng(0)
+    ims = [rng.integers(0, 256, (12, 12, 3), dtype=np.uint8) for _ in range(2)]
+    sampler = TensorCrops(ims, 6, "cpu", seed=0)
+    crops = (sampler(300) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+    seen = set()
+    for c in crops:
+        hits = [(k, t) for im in ims for y in range(7) for x in range(7)
+                for k in range(4) for t in range(2)
+                if np.array_equal(c, np.rot90(im[y:y + 6, x:x + 6], k).transpose(
+                    (1, 0, 2) if t else (0, 1, 2)))]
+        assert hits
+        seen.update(hits)
+    assert len(seen) == 8
+
+
+def test_lambda_weights_and_schedule():
+    import torch
+    from nnc.model.pln import PLNConfig
+    from nnc.train import lambda_weights, lr_at
+    cfg = PLNConfig(lambda_min=0.001, lambda_max=0.1)
+    w = lambda_weights(torch.tensor([0.001, 0.01, 0.1]), cfg, 0.5)
+    assert w.tolist() == pytest.approx([10 ** 0.5, 1.0, 10 ** -0.5])
+    assert lambda_weights(torch.tensor([0.1]), cfg, 0.0).item() == 1.0
+    assert lr_at(0.0, 1e-3) == lr_at(0.79, 1e-3) == 1e-3
+    assert lr_at(0.9, 1e-3) == pytest.approx(5e-4) and lr_at(1.0, 1e-3) == pytest.approx(0)
+
+
 def test_distortion_terms_agree_at_matched_variance():
     """The Laplace term is the NLL of the Laplace with the Gaussian's variance: at lambda =
     0.01 and errors of 10/255 their gradients match to within a few percent."""
