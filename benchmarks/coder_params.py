@@ -1,0 +1,75 @@
+"""Coder settings on real files: bpp and PSNR of nnc on some Kodak images for variants of
+the coder parameters (all of them header fields, so any variant decodes with any nnc).
+
+    python benchmarks/coder_params.py --out benchmarks/results/coder-params.json
+
+For each variant: mean bpp and RGB PSNR per rate parameter, and BD-rate (PSNR) against the
+default parameters. Used to refit the parameters when the model changes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from nnc import codec
+from nnc.image_io import RasterImage
+from nnc.metrics import bd_rate, psnr
+
+KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
+VARIANTS = {
+    "default": {},
+    "decay0.9": {"l1_shard_decay": 0.9},
+    "decay0.8": {"l1_shard_decay": 0.8},
+    "rate1.25": {"l1_rate_scale": 1.25},
+    "outlier12": {"l1_outlier_kl_bits": 12.0},
+    "outlier24": {"l1_outlier_kl_bits": 24.0},
+    "block2x2": {"l1_block_w": 2, "l1_block_h": 2},
+    "block4x4": {"l1_block_w": 4, "l1_block_h": 4},
+}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--images", nargs="+", default=["kodim01", "kodim04", "kodim08", "kodim13",
+                                                      "kodim19", "kodim23"])
+    ap.add_argument("--qualities", type=float, nargs="+", default=[0, 0.33, 0.67, 1])
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    imgs = [np.asarray(Image.open(KODAK / f"{n}.png").convert("RGB")) for n in args.images]
+    res = {"images": args.images, "qualities": args.qualities,
+           "model": codec._default_name(), "variants": {}}
+    for name in args.variants:
+        p = replace(codec.CoderParams(), **VARIANTS[name])
+        t0 = time.perf_counter()
+        pts = []
+        for q in args.qualities:
+            b, s = [], []
+            for rgb in imgs:
+                data = codec.compress(RasterImage(rgb, False, None), q, params=p)
+                out = codec.decompress(data).rgb
+                b.append(8 * len(data) / (rgb.shape[0] * rgb.shape[1]))
+                s.append(psnr(rgb, out))
+            pts.append({"quality": q, "bpp": float(np.mean(b)), "psnr": float(np.mean(s))})
+        res["variants"][name] = {"params": asdict(p), "points": pts,
+                                 "wall_s": round(time.perf_counter() - t0, 1)}
+        base = res["variants"].get("default")
+        if base:
+            bd = bd_rate([x["bpp"] for x in base["points"]], [x["psnr"] for x in base["points"]],
+                         [x["bpp"] for x in pts], [x["psnr"] for x in pts])
+            res["variants"][name]["bd_rate_vs_default"] = bd
+        print(name, " ".join(f"{x['bpp']:.3f}/{x['psnr']:.2f}" for x in pts),
+              f"BD {res['variants'][name].get('bd_rate_vs_default', 0):+.1f}%", flush=True)
+        args.out.write_text(json.dumps(res, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
