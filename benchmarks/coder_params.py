@@ -27,6 +27,13 @@ VARIANTS = {
     "default": {},
     "decay0.9": {"l1_shard_decay": 0.9},
     "decay0.8": {"l1_shard_decay": 0.8},
+    "decay0.7": {"l1_shard_decay": 0.7},
+    "decay0.6": {"l1_shard_decay": 0.6},
+    "decay0.5": {"l1_shard_decay": 0.5},
+    "decay0.4": {"l1_shard_decay": 0.4},
+    "decay0.7+rate1.25": {"l1_shard_decay": 0.7, "l1_rate_scale": 1.25},
+    "block2x2+decay0.7": {"l1_block_w": 2, "l1_block_h": 2, "l1_shard_decay": 0.7},
+    "block2x2+decay0.8": {"l1_block_w": 2, "l1_block_h": 2, "l1_shard_decay": 0.8},
     "rate1.25": {"l1_rate_scale": 1.25},
     "outlier12": {"l1_outlier_kl_bits": 12.0},
     "outlier24": {"l1_outlier_kl_bits": 24.0},
@@ -42,11 +49,15 @@ def main():
     ap.add_argument("--qualities", type=float, nargs="+", default=[0, 0.33, 0.67, 1])
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--merge", type=Path, default=None,
+                    help="an earlier output with the same images and rates: keep its variants")
     args = ap.parse_args()
     torch.set_num_threads(2)
     imgs = [np.asarray(Image.open(KODAK / f"{n}.png").convert("RGB")) for n in args.images]
     res = {"images": args.images, "qualities": args.qualities,
            "model": codec._default_name(), "variants": {}}
+    if args.merge:
+        res["variants"] = json.loads(args.merge.read_text())["variants"]
     for name in args.variants:
         p = replace(codec.CoderParams(), **VARIANTS[name])
         t0 = time.perf_counter()

@@ -38,7 +38,7 @@ class CoderParams:
     l1_block_h: int = 2
     l1_shard_bits: int = 8
     l1_max_shards: int = 15
-    l1_shard_decay: float = 1.0     # 1 = equal shards (best for pln-cpu-1, see README)
+    l1_shard_decay: float = 0.5     # coarse to fine; refit per model (benchmarks/coder_params.py)
     l1_rate_scale: float = 1.0     # shards = round(rate_scale * KL / shard_bits); encoder only
     l1_outlier_kl_bits: float = 16.0   # level-1 dims above this KL are sent as 16-bit values
     l2_index_bits: int = 12
