@@ -24,7 +24,7 @@ from nnc.metrics import bd_rate, psnr
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
 VARIANTS = {
-    "default": {},
+    "default": {"l1_shard_decay": 1.0},   # the coder before the decay was refit
     "decay0.9": {"l1_shard_decay": 0.9},
     "decay0.8": {"l1_shard_decay": 0.8},
     "decay0.7": {"l1_shard_decay": 0.7},
@@ -32,6 +32,8 @@ VARIANTS = {
     "decay0.5": {"l1_shard_decay": 0.5},
     "decay0.4": {"l1_shard_decay": 0.4},
     "decay0.7+rate1.25": {"l1_shard_decay": 0.7, "l1_rate_scale": 1.25},
+    "decay0.5+rate1.15": {"l1_shard_decay": 0.5, "l1_rate_scale": 1.15},
+    "decay0.5+rate1.3": {"l1_shard_decay": 0.5, "l1_rate_scale": 1.3},
     "block2x2+decay0.7": {"l1_block_w": 2, "l1_block_h": 2, "l1_shard_decay": 0.7},
     "block2x2+decay0.8": {"l1_block_w": 2, "l1_block_h": 2, "l1_shard_decay": 0.8},
     "rate1.25": {"l1_rate_scale": 1.25},
