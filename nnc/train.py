@@ -162,7 +162,8 @@ def train(data: Path, out: Path, steps: int, batch: int = 8, crop: int = 128,
     step, wall = 0, 0.0
     if state is not None:
         model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
+        if "opt" in state:   # exported checkpoints (training/device_export.py) have none
+            opt.load_state_dict(state["opt"])
         step, wall = int(state["step"]), float(state["wall_s"])
     sample = batch_sampler(images, crop, device, seed + step)
     forward = torch.compile(model) if compile else model
