@@ -283,3 +283,21 @@ def test_distortion_terms_agree_at_matched_variance():
         distortion(x_hat, x, lam, lik).sum().backward()
         grads.append(x_hat.grad.abs().mean().item())
     assert grads[0] == pytest.approx(grads[1], rel=0.05)
+
+
+def test_init_from_checkpoint_without_optimizer_state(tmp_path):
+    """A model-only checkpoint (as training/device_export.py writes) can seed a new run."""
+    import torch
+    from nnc.model.pln import PLNConfig
+    from nnc.train import train
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.fromarray(smooth_image(64, 64)).save(data / "a.png")
+    ckpt = train(data, tmp_path / "a", steps=1, batch=1, crop=64,
+                 cfg=PLNConfig(n=8, m=8, f=8, g=4), progress=False)
+    state = torch.load(ckpt, weights_only=True)
+    del state["opt"]
+    torch.save(state, tmp_path / "model.pt")
+    out = train(data, tmp_path / "b", steps=2, batch=1, crop=64, progress=False,
+                init=tmp_path / "model.pt")
+    assert torch.load(out, weights_only=True)["step"] == 2
