@@ -276,12 +276,9 @@ def train(data, out, steps, batch, crop, lr, warmup, resume, time_limit, likelih
         cfg = PLNConfig()
         if arch:
             try:
-                n, m, f, g = (int(v) for v in arch.split(","))
-                if min(n, m, f, g) < 1:
-                    raise ValueError
+                cfg = cfg.with_arch(arch)
             except ValueError:
                 raise click.UsageError("--arch takes four positive integers, N,M,F,G") from None
-            cfg = PLNConfig(n=n, m=m, f=f, g=g)
         if lambda_range:
             lo, hi = lambda_range
             if not lo < hi:

@@ -140,7 +140,8 @@ def train(data: Path, out: Path, steps: int, batch: int = 8, crop: int = 128,
         raise ValueError(f"unknown likelihood {likelihood!r}")
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "ckpt.pt"
-    if device.startswith("cuda"):   # TF32 matmuls/convolutions: faster on Ampere and later
+    cuda = device.startswith("cuda")
+    if cuda:   # TF32 matmuls/convolutions and channels-last: faster on Ampere and later
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
@@ -154,9 +155,8 @@ def train(data: Path, out: Path, steps: int, batch: int = 8, crop: int = 128,
         # a resumed run keeps its own config; a fine-tune takes this run's lambda range
         cfg = saved if source == ckpt_path else PLNConfig(**{
             **saved.to_dict(), "lambda_min": cfg.lambda_min, "lambda_max": cfg.lambda_max})
-    channels_last = device.startswith("cuda")
     model = PLN(cfg).to(device)
-    if channels_last:
+    if cuda:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     step, wall = 0, 0.0
@@ -193,7 +193,7 @@ def train(data: Path, out: Path, steps: int, batch: int = 8, crop: int = 128,
     model.train()
     while step < steps:
         x = sample(batch)
-        if channels_last:
+        if cuda:
             x = x.contiguous(memory_format=torch.channels_last)
         quality = torch.rand(batch, device=device)
         frac = (step / steps if time_limit_s is None
@@ -203,10 +203,10 @@ def train(data: Path, out: Path, steps: int, batch: int = 8, crop: int = 128,
             g["lr"] = cur_lr
         x_hat, kl1, kl2 = forward(x, quality)
         pixels = x.shape[2] * x.shape[3]
-        bpp = (kl1 + kl2).float() / (LN2 * pixels)
+        bpp = (kl1 + kl2) / (LN2 * pixels)
         lam = quality_to_lambda(quality, cfg)
         w = min(1.0, (step + 1) / warmup)
-        per_image = w * bpp + distortion(x_hat.float(), x, lam, likelihood)
+        per_image = w * bpp + distortion(x_hat, x, lam, likelihood)
         loss = (per_image * lambda_weights(lam, cfg, lambda_power)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -214,7 +214,7 @@ def train(data: Path, out: Path, steps: int, batch: int = 8, crop: int = 128,
         opt.step()
         step += 1
         with torch.no_grad():
-            mse = (x_hat.float() - x).pow(2).mean()
+            mse = (x_hat - x).pow(2).mean()
             acc += torch.stack([per_image.mean(), bpp.mean(), mse, lam.mean()])
         n_acc += 1
         if bar is not None:

@@ -35,8 +35,7 @@ def main() -> None:
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--device", default="cuda")
     a = ap.parse_args()
-    n, m, f, g = (int(v) for v in a.arch.split(","))
-    cfg = PLNConfig(n=n, m=m, f=f, g=g, lambda_min=a.lambda_range[0], lambda_max=a.lambda_range[1])
+    cfg = PLNConfig(lambda_min=a.lambda_range[0], lambda_max=a.lambda_range[1]).with_arch(a.arch)
     print(torch.__version__, a.device, cfg, flush=True)
     t0 = time.perf_counter()
     kw = dict(steps=10 ** 9, batch=a.batch, crop=a.crop, lr=a.lr, warmup=a.warmup, cfg=cfg,

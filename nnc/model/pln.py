@@ -39,6 +39,14 @@ class PLNConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def with_arch(self, arch: str) -> "PLNConfig":
+        """This config with the channels from ``"N,M,F,G"``; ValueError unless four positive
+        integers."""
+        n, m, f, g = (int(v) for v in arch.split(","))
+        if min(n, m, f, g) < 1:
+            raise ValueError(f"channels must be positive: {arch!r}")
+        return PLNConfig(**{**self.to_dict(), "n": n, "m": m, "f": f, "g": g})
+
 
 def quality_to_lambda(quality: torch.Tensor | float, cfg: PLNConfig):
     lo, hi = math.log(cfg.lambda_min), math.log(cfg.lambda_max)
