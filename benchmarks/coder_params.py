@@ -42,6 +42,15 @@ VARIANTS = {
     "outlier24": {"l1_outlier_kl_bits": 24.0},
     "block2x2": {"l1_block_w": 2, "l1_block_h": 2},
     "block4x4": {"l1_block_w": 4, "l1_block_h": 4},
+    # the level-1 search (encoder only): the thesis's greedy score, the lookahead score, beams
+    "greedy-nolookahead": {"l1_lookahead": False},
+    "lookahead": {"l1_lookahead": True},
+    "lookahead+beam4": {"l1_beam": 4},
+    "lookahead+beam16": {"l1_beam": 16},
+    "beam16+first2": {"l1_beam": 16, "l1_first_shard_kl": 2.0},
+    "beam16+first3": {"l1_beam": 16, "l1_first_shard_kl": 3.0},
+    "beam16+first5": {"l1_beam": 16, "l1_first_shard_kl": 5.0},
+    "beam16+rate1.1": {"l1_beam": 16, "l1_rate_scale": 1.1},
 }
 
 

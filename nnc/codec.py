@@ -41,6 +41,9 @@ class CoderParams:
     l1_shard_decay: float = 0.5     # coarse to fine; refit per model (benchmarks/coder_params.py)
     l1_rate_scale: float = 1.0     # shards = round(rate_scale * KL / shard_bits); encoder only
     l1_outlier_kl_bits: float = 16.0   # level-1 dims above this KL are sent as 16-bit values
+    l1_first_shard_kl: float = 4.0  # blocks from this KL (bits) up get >= 1 shard; encoder only
+    l1_beam: int = 16              # beam width of the level-1 search; encoder only
+    l1_lookahead: bool = True      # score partial samples against what later shards add; encoder only
     l2_index_bits: int = 12
     l2_max_group: int = 1024
     l2_group_kl_bits: float = 11.0
@@ -119,7 +122,8 @@ def level1_plan(mean: torch.Tensor, std: torch.Tensor, p: "CoderParams",
     mean = torch.where(out, torch.zeros_like(mean), mean)
     std = torch.where(out, torch.ones_like(std), std)
     kl = torch.where(out, torch.zeros_like(kl), kl)
-    shards = shard_counts(kl.sum(1) * p.l1_rate_scale, p.l1_shard_bits, p.l1_max_shards)
+    shards = shard_counts(kl.sum(1) * p.l1_rate_scale, p.l1_shard_bits, p.l1_max_shards,
+                          p.l1_first_shard_kl)
     return out, shards, mean, std
 
 
@@ -228,7 +232,8 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
     std = to_blocks(s1 / s_p, bh, bw)
     kl1 = kl_bits_standardized(mean, std)
     out_mask, shards, g_mean, g_std = level1_plan(mean, std, p, kl1)
-    indices, _ = greedy_encode(g_mean, g_std, shards, seed, p.l1_shard_bits, p.l1_shard_decay)
+    indices, _ = greedy_encode(g_mean, g_std, shards, seed, p.l1_shard_bits, p.l1_shard_decay,
+                               p.l1_beam, p.l1_lookahead)
     out_pos = torch.nonzero(out_mask.flatten()).squeeze(1)
     noise = words_to_gaussian(mix32(block_keys(seed, STREAM_ENCODER + 2, 0, device)
                                     ^ out_pos.to(torch.int32)))

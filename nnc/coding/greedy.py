@@ -4,12 +4,13 @@ Works in prior-standardized coordinates: the prior of every dimension is N(0, 1)
 posterior N(mean, std^2) with mean = (mu_q - mu_p) / sigma_p, std = sigma_q / sigma_p.
 The latent is cut into blocks of ``block_dims`` dimensions. A block with K shards splits the
 prior into K shards N(0, w_k) with sum w_k = 1 (equal, w_k = 1/K, in the thesis; here
-optionally decaying geometrically, coarse to fine, which helps high-KL dimensions); at shard k the encoder adds each of 2^bits shared candidates
-(stream STREAM_LEVEL1 + k, block b) to the running sample and keeps the one with the highest
-posterior log-density. The decoder regenerates only the chosen candidates. A block with 0
-shards decodes to the prior mean (0).
+optionally decaying geometrically, coarse to fine, which helps high-KL dimensions); at
+shard k the encoder adds each of 2^bits shared candidates (stream STREAM_LEVEL1 + k, block
+b) to the running sample and keeps the one that best approaches the posterior (see
+:func:`greedy_encode` for the score and the optional beam search). The decoder regenerates
+only the chosen candidates. A block with 0 shards decodes to the prior mean (0).
 
-All blocks are processed at once per shard step (vectorized), in chunks that bound memory.
+Blocks are processed in chunks that bound memory, all blocks of a chunk at once per shard.
 """
 from __future__ import annotations
 
@@ -23,9 +24,15 @@ from .prng import STREAM_LEVEL1, block_keys, candidate_words, words_to_gaussian
 CHUNK_ELEMENTS = 1 << 23
 
 
-def shard_counts(kl_bits: torch.Tensor, bits: int, max_shards: int) -> torch.Tensor:
-    """Shards per block from the block KL in bits: round(KL / bits), clipped to max_shards."""
-    return torch.clamp(torch.round(kl_bits / bits), 0, max_shards).to(torch.int64)
+def shard_counts(kl_bits: torch.Tensor, bits: int, max_shards: int,
+                 first_kl: float | None = None) -> torch.Tensor:
+    """Shards per block from the block KL in bits: round(KL / bits), clipped to max_shards;
+    with ``first_kl``, blocks from that KL up get at least one shard and blocks below it none
+    (round() puts that threshold at bits / 2)."""
+    k = torch.round(kl_bits / bits)
+    if first_kl is not None:
+        k = torch.where(kl_bits >= first_kl, k.clamp(min=1), torch.zeros_like(k))
+    return torch.clamp(k, 0, max_shards).to(torch.int64)
 
 
 def shard_scale(shards: torch.Tensor, k: int, decay: float) -> torch.Tensor:
@@ -46,11 +53,27 @@ def _shard_noise(seed, shard, block_ids, candidates, dims, scale):
     return g * scale
 
 
+def remaining_variance(shards: torch.Tensor, k: int, decay: float) -> torch.Tensor:
+    """Sum of the variances of the shards after shard k, w_{k+1} + ... + w_{K-1} (float32)."""
+    K = shards.to(torch.float64)
+    if decay >= 1.0:
+        r = (K - k - 1) / K
+    else:
+        r = (decay ** (k + 1) - decay ** K) / (1 - decay ** K)
+    return r.clamp(min=0).to(torch.float32)
+
+
 def greedy_encode(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tensor, seed: int,
-                  bits: int, decay: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+                  bits: int, decay: float = 1.0, beam: int = 1,
+                  lookahead: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Code each block's standardized posterior.
 
     mean, std: (n_blocks, block_dims); shards: (n_blocks,) int64.
+    At shard k, a partial sample s is scored by how well it can still reach the posterior:
+    sum_d (s_d - mean_d)^2 / (std_d^2 + R_k), where R_k is the variance the block's later
+    shards will add (``lookahead``; R_k = 0 is the thesis's greedy rule, which scores the
+    partial sum as if it were final). ``beam`` > 1 keeps the best ``beam`` partial samples
+    per block instead of one (a beam search over the same candidates); encoder only.
     Returns (indices, sample): indices (n_blocks, max(shards)) int64, -1 where unused;
     sample (n_blocks, block_dims), the decoded latent in standardized coordinates.
     """
@@ -61,21 +84,40 @@ def greedy_encode(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tensor, s
     sample = torch.zeros_like(mean)
     n_cand = 1 << bits
     cand = torch.arange(n_cand, device=device, dtype=torch.int32)
-    inv_var = std.pow(-2)
+    coded = torch.nonzero(shards > 0).squeeze(1)
     chunk = max(1, CHUNK_ELEMENTS // (n_cand * dims))
-    for k in range(kmax):
-        active = torch.nonzero(shards > k).squeeze(1)
-        for start in range(0, active.numel(), chunk):
-            b = active[start:start + chunk]
-            scale = shard_scale(shards[b], k, decay).to(mean.device)[:, None, None]
-            c = sample[b].unsqueeze(1) + _shard_noise(seed, k, b, cand, dims, scale)
-            c -= mean[b].unsqueeze(1)
-            c.square_()
-            score = (c * inv_var[b].unsqueeze(1)).sum(-1)           # -2 log q + const
-            best = score.argmin(1)
-            indices[b, k] = best
-            sample[b] += _shard_noise(seed, k, b, best[:, None].to(torch.int32), dims,
-                                      scale)[:, 0]
+    for start in range(0, coded.numel(), chunk):     # each chunk of blocks through all shards
+        b = coded[start:start + chunk]
+        n, k_b = b.numel(), shards[b]
+        mu, var = mean[b], std[b].square()
+        s = torch.zeros(n, 1, dims, device=device)          # (blocks, beams, dims)
+        idx = torch.zeros(n, 1, 0, dtype=torch.int64, device=device)
+        for k in range(int(k_b.max().item())):
+            live = torch.nonzero(k_b > k).squeeze(1)
+            if live.numel() < n:                  # blocks that are done keep their best beam
+                done = torch.nonzero(k_b <= k).squeeze(1)
+                sample[b[done]] = s[done, 0]
+                indices[b[done], :k] = idx[done, 0]
+                s, idx, k_b, mu, var, b = s[live], idx[live], k_b[live], mu[live], \
+                    var[live], b[live]
+                n = b.numel()
+            scale = shard_scale(k_b, k, decay)[:, None, None]
+            noise = _shard_noise(seed, k, b, cand, dims, scale)          # (n, C, dims)
+            look = remaining_variance(k_b, k, decay)[:, None] if lookahead else 0.0
+            w = 1.0 / (var + look)                                       # (n, dims)
+            r = s - mu[:, None]                                          # (n, B, dims)
+            # sum_d w (r + noise)^2 = sum_d w r^2 + 2 (w r) . noise + sum_d w noise^2
+            score = (w[:, None] * r.square()).sum(-1, keepdim=True) \
+                + 2 * torch.bmm(w[:, None] * r, noise.transpose(1, 2)) \
+                + (w[:, None] * noise.square()).sum(-1)[:, None]          # (n, B, C)
+            keep = min(beam, score.shape[1] * n_cand)
+            top = score.reshape(n, -1).topk(keep, dim=1, largest=False).indices  # best first
+            parent, choice = top // n_cand, top % n_cand
+            rows = torch.arange(n, device=device)[:, None]
+            s = s[rows, parent] + noise[rows, choice]
+            idx = torch.cat([idx[rows, parent], choice[..., None]], dim=2)
+        sample[b] = s[:, 0]
+        indices[b, :idx.shape[2]] = idx[:, 0]
     return indices, sample
 
 
