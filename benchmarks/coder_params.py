@@ -51,6 +51,10 @@ VARIANTS = {
     "beam16+first3": {"l1_beam": 16, "l1_first_shard_kl": 3.0},
     "beam16+first5": {"l1_beam": 16, "l1_first_shard_kl": 5.0},
     "beam16+rate1.1": {"l1_beam": 16, "l1_rate_scale": 1.1},
+    # with the adaptive side information (sections Z1SA, Z2SA)
+    "beam16+adaptive-side": {},
+    "l2budget11.5": {"l2_group_kl_bits": 11.5},
+    "l2budget12": {"l2_group_kl_bits": 12.0},
 }
 
 

@@ -14,6 +14,7 @@ import struct
 import time
 import zlib
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import numpy as np
 import torch
@@ -254,9 +255,9 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
         l2_group_kl_bits=p.l2_group_kl_bits, l2_outlier_kl_bits=p.l2_outlier_kl_bits,
         model_name=name, weights_sha256=digest)
     sections = {}
-    sections["Z2SI"], sections["Z2IX"] = _write_level2(code2, mu2.numel(), p)
+    sections["Z2SA"], sections["Z2IX"] = _write_level2(code2, mu2.numel(), p)
     m, h1, w1 = mu1.shape[1:]
-    sections["Z1SI"], sections["Z1IX"] = _write_level1(
+    sections["Z1SA"], sections["Z1IX"] = _write_level1(
         shards.cpu().numpy().reshape(m, h1 // bh, w1 // bw), indices.cpu().numpy(), p,
         model.shard_table, out_pos.cpu().numpy(), out_vals.cpu().numpy())
     if img.alpha is not None:
@@ -327,13 +328,16 @@ def _default_name() -> str:
 
 
 def _write_level2(code: Level2Code, n_dims: int, p: CoderParams) -> tuple[bytes, bytes]:
+    """Sections Z2SA (outliers, group sizes) and Z2IX (indices). Each group size is coded
+    with the previous one as its Laplace mean (the first with the median m0)."""
     n_out, n_groups = len(code.outlier_positions), len(code.group_sizes)
     si = sideinfo.Writer()
     si.uniform(code.outlier_positions, n_dims)
     si.uniform(code.outlier_values, 1 << 16)
     sizes = code.group_sizes - 1
     m0 = int(np.clip(np.median(sizes) if n_groups else 0, 0, 255))
-    means = np.full(n_groups, float(m0))
+    means = np.concatenate([[m0], sizes[:-1]]).astype(np.float64) if n_groups else \
+        np.zeros(0)
     s0, s1 = sideinfo.choose_scale(sizes, means, p.l2_max_group - 1)
     si.laplace(sizes, means, s0, s1, p.l2_max_group - 1)
     side = struct.pack("<IIBBB", n_out, n_groups, s0, s1, m0) + si.bytes()
@@ -342,7 +346,10 @@ def _write_level2(code: Level2Code, n_dims: int, p: CoderParams) -> tuple[bytes,
     return side, ix.bytes()
 
 
-def _read_level2(side: bytes, ix: bytes, n_dims: int, p: container.Header) -> Level2Code:
+def _read_level2(side: bytes, ix: bytes, n_dims: int, p: container.Header,
+                 chained: bool = True) -> Level2Code:
+    """Z2SA (``chained``: each size's mean is the previous size) or the older Z2SI (every
+    mean is m0)."""
     if len(side) < 11:
         raise FormatError("corrupt .nnc file: level-2 side information is too short")
     n_out, n_groups, s0, s1, m0 = struct.unpack_from("<IIBBB", side)
@@ -352,27 +359,54 @@ def _read_level2(side: bytes, ix: bytes, n_dims: int, p: container.Header) -> Le
     r = sideinfo.Reader(side[11:])
     pos = r.uniform(n_out, n_dims)
     vals = r.uniform(n_out, 1 << 16)
-    sizes = r.laplace(np.full(n_groups, float(m0)), s0, s1, p.l2_max_group - 1) + 1
+    if chained:
+        sizes = r.laplace_chain(n_groups, m0, s0, s1, p.l2_max_group - 1) + 1
+    else:
+        sizes = r.laplace(np.full(n_groups, float(m0)), s0, s1, p.l2_max_group - 1) + 1
     if len(np.unique(pos)) != n_out or sizes.sum() != n_dims - n_out:
         raise FormatError("corrupt .nnc file: level-2 grouping does not match the latent size")
     idx = sideinfo.Reader(ix).uniform(n_groups, 1 << p.l2_index_bits)
     return Level2Code(np.sort(pos), vals, sizes, idx)
 
 
+def _adaptive_shard_rows(shards: np.ndarray, table: np.ndarray,
+                         decoded: "Callable[[np.ndarray], np.ndarray] | None" = None):
+    """The Z1SA model of the shard counts of the live channels ``shards`` (L, rows, cols),
+    position by position in the order (block row, block column, channel): the adaptive
+    counts for the context (above, left), updated after each position.
+
+    Encoder: returns the probability rows of all counts in that order. Decoder: pass
+    ``decoded(rows) -> counts`` to read each position's counts; fills ``shards`` in place."""
+    model = sideinfo.AdaptiveCounts(table)
+    n_live, n_rows, n_cols = shards.shape
+    zero = np.zeros(n_live, dtype=np.int64)
+    out = []
+    for row in range(n_rows):
+        for col in range(n_cols):
+            above = shards[:, row - 1, col] if row else zero
+            left = shards[:, row, col - 1] if col else zero
+            rows = model.rows(above, left)
+            if decoded is None:
+                out.append(rows)
+            else:
+                shards[:, row, col] = decoded(rows)
+            model.update(above, left, shards[:, row, col])
+    return np.concatenate(out) if out else np.zeros((0, model.n))
+
+
 def _write_level1(shards: np.ndarray, indices: np.ndarray, p: CoderParams,
                   table: np.ndarray, out_pos: np.ndarray, out_vals: np.ndarray):
-    """shards: (M, block rows, block cols); indices: (n_blocks, max shards); outliers:
-    positions into the block-ordered latent and their 16-bit values."""
-    above, left = _shard_contexts(shards)
-    probs = shard_probabilities(table, above, left)
+    """Sections Z1SA and Z1IX. shards: (M, block rows, block cols); indices: (n_blocks,
+    max shards); outliers: positions into the block-ordered latent and their 16-bit values.
+    Z1SA: the outliers, one live flag per channel (any block with a shard), then the counts
+    of the live channels with :func:`_adaptive_shard_rows`."""
     si = sideinfo.Writer()
     si.uniform(out_pos, shards.size * p.l1_block_w * p.l1_block_h)
     si.uniform(out_vals, 1 << 16)
-    # order: block row, block column, channel (the decoder's loop decodes all channels of
-    # one block position at once)
-    order = (1, 2, 0)
-    si.categorical(shards.transpose(order).ravel(),
-                   probs.transpose(1, 2, 0, 3).reshape(-1, probs.shape[-1]))
+    live = shards.reshape(shards.shape[0], -1).max(1, initial=0) > 0
+    si.uniform(live.astype(np.int64), 2)
+    ls = shards[live]
+    si.categorical(ls.transpose(1, 2, 0).ravel(), _adaptive_shard_rows(ls, table))
     flat = shards.ravel()
     ix = sideinfo.Writer()
     # shard step k: the indices of all blocks with more than k shards, in block order
@@ -382,7 +416,8 @@ def _write_level1(shards: np.ndarray, indices: np.ndarray, p: CoderParams,
 
 
 def _read_level1(side: bytes, ix: bytes, m: int, rows: int, cols: int, p: container.Header,
-                 table: np.ndarray):
+                 table: np.ndarray, adaptive: bool = True):
+    """Z1SA (``adaptive``) or the older Z1SI (every channel, the fixed table) and Z1IX."""
     if table.shape[0] != p.l1_max_shards + 1:
         raise FormatError("unsupported .nnc file: its level-1 shard range does not match "
                           "the model's table")
@@ -398,12 +433,18 @@ def _read_level1(side: bytes, ix: bytes, m: int, rows: int, cols: int, p: contai
     if len(np.unique(out_pos)) != n_out:
         raise FormatError("corrupt .nnc file: repeated level-1 outlier positions")
     shards = np.zeros((m, rows, cols), dtype=np.int64)
-    zero = np.zeros(m, dtype=np.int64)
-    for row in range(rows):      # one vectorized decode (all channels) per block position
-        for col in range(cols):
-            above = shards[:, row - 1, col] if row else zero
-            left = shards[:, row, col - 1] if col else zero
-            shards[:, row, col] = r.categorical(shard_probabilities(table, above, left))
+    if adaptive:
+        live = r.uniform(m, 2).astype(bool)
+        ls = np.zeros((int(live.sum()), rows, cols), dtype=np.int64)
+        _adaptive_shard_rows(ls, table, r.categorical)
+        shards[live] = ls
+    else:
+        zero = np.zeros(m, dtype=np.int64)
+        for row in range(rows):      # one vectorized decode (all channels) per block position
+            for col in range(cols):
+                above = shards[:, row - 1, col] if row else zero
+                left = shards[:, row, col - 1] if col else zero
+                shards[:, row, col] = r.categorical(shard_probabilities(table, above, left))
     flat = shards.ravel()
     kmax = int(flat.max()) if flat.size else 0
     indices = np.full((flat.size, kmax), -1, dtype=np.int64)
@@ -424,7 +465,12 @@ def decompress(data: bytes, device: str | None = None,
     if hd.width * hd.height > max_pixels:
         raise FormatError(f"the file declares {hd.width}x{hd.height} pixels, over the limit "
                           f"of {max_pixels} (raise it with --max-pixels if this is intended)")
-    for tag in ("Z2SI", "Z2IX", "Z1SI", "Z1IX"):
+    # side information: Z2SA / Z1SA, or Z2SI / Z1SI in files from nnc before 2026-11-22
+    z2si = "Z2SA" if "Z2SA" in c.sections else "Z2SI"
+    z1si = "Z1SA" if "Z1SA" in c.sections else "Z1SI"
+    if {"Z2SA", "Z2SI"} <= c.sections.keys() or {"Z1SA", "Z1SI"} <= c.sections.keys():
+        raise FormatError("corrupt .nnc file: side information is there in two codings")
+    for tag in (z2si, "Z2IX", z1si, "Z1IX"):
         if tag not in c.sections:
             raise FormatError(f"corrupt .nnc file: section {tag} is missing")
     if hd.alpha and "ALPH" not in c.sections:
@@ -445,10 +491,11 @@ def decompress(data: bytes, device: str | None = None,
     n2 = cfg.g * h2 * w2
     bh, bw = hd.l1_block_h, hd.l1_block_w
     try:
-        code2 = _read_level2(c.sections["Z2SI"], c.sections["Z2IX"], n2, hd)
+        code2 = _read_level2(c.sections[z2si], c.sections["Z2IX"], n2, hd,
+                             chained=z2si == "Z2SA")
         shards, indices, out_pos, out_vals = _read_level1(
-            c.sections["Z1SI"], c.sections["Z1IX"], cfg.m, h1 // bh, w1 // bw, hd,
-            model.shard_table)
+            c.sections[z1si], c.sections["Z1IX"], cfg.m, h1 // bh, w1 // bw, hd,
+            model.shard_table, adaptive=z1si == "Z1SA")
     except (FormatError, KeyboardInterrupt, SystemExit):
         raise
     except BaseException as e:   # constriction refuses streams that do not decode (its Rust

@@ -21,7 +21,7 @@ MAGIC = b"\x89NNC\r\n\x1a\n"
 VERSION = 1
 SIGNATURE_BYTES = len(MAGIC) + 2
 SECTION_OVERHEAD = 12
-KNOWN_SECTIONS = ("HEAD", "Z2SI", "Z2IX", "Z1SI", "Z1IX", "ALPH", "END ")
+KNOWN_SECTIONS = ("HEAD", "Z2SA", "Z2SI", "Z2IX", "Z1SA", "Z1SI", "Z1IX", "ALPH", "END ")
 MAX_DIMENSION = 1 << 16       # width and height caps read from a header
 MAX_NAME = 64
 

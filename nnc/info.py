@@ -6,9 +6,11 @@ from . import container
 SECTION_NAMES = {
     "signature": "magic + version",
     "HEAD": "header",
-    "Z2SI": "level 2 side info (groups, outliers)",
+    "Z2SA": "level 2 side info (groups, outliers)",
+    "Z2SI": "level 2 side info (groups, outliers; older coding)",
     "Z2IX": "level 2 sample indices",
-    "Z1SI": "level 1 side info (outliers, shard counts)",
+    "Z1SA": "level 1 side info (outliers, shard counts)",
+    "Z1SI": "level 1 side info (outliers, shard counts; older coding)",
     "Z1IX": "level 1 shard indices",
     "ALPH": "alpha plane (lossless)",
     "END": "end marker",

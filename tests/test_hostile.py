@@ -50,12 +50,25 @@ def test_crafted_payloads_pass_crc_but_are_refused(small_file):
     prefix = small_file[:container.SIGNATURE_BYTES]
     secs = split_sections(small_file)
     tags = [t for t, _ in secs]
-    z2 = tags.index(b"Z2SI")
+    z2 = tags.index(b"Z2SA")
     # group count larger than the latent: refused before any allocation of that size
     bad = list(secs)
-    bad[z2] = (b"Z2SI", struct.pack("<IIBBB", 0, 10 ** 9, 0, 0, 0) + secs[z2][1][11:])
+    bad[z2] = (b"Z2SA", struct.pack("<IIBBB", 0, 10 ** 9, 0, 0, 0) + secs[z2][1][11:])
     with pytest.raises(FormatError):
         codec.decompress(join_sections(prefix, bad))
+    # side information in both the current and the older coding
+    z1 = tags.index(b"Z1SA")
+    both = secs[:z1] + [(b"Z1SI", secs[z1][1])] + secs[z1:]
+    with pytest.raises(FormatError, match="two codings"):
+        codec.decompress(join_sections(prefix, both))
+    # every live flag set: the counts stream runs out or the shapes disagree, never a crash
+    z1s = secs[z1][1]
+    flags = list(secs)
+    flags[z1] = (b"Z1SA", z1s[:4] + bytes(len(z1s) - 4))
+    try:
+        codec.decompress(join_sections(prefix, flags))
+    except FormatError:
+        pass
     # a missing required section
     with pytest.raises(FormatError, match="missing"):
         codec.decompress(join_sections(prefix, [s for s in secs if s[0] != b"Z1IX"]))

@@ -1,11 +1,13 @@
 """Entropy coding of side information with constriction's range coder.
 
-Level-1 shard counts are coded with a fixed categorical model per context (the counts of the
+Level-1 shard counts are coded with a categorical model per context (the counts of the
 blocks above and to the left), whose table ships with the model's weights (estimated on
-training images, like the thesis's §3.5.1 index tables). Level-2 group sizes are coded with a
-quantized Laplace model on [0, vmax] whose mean is a context the decoder already knows and
-whose scale is ``s0 + s1 * mean``; the encoder picks (s0, s1) from fixed grids by the exact
-cross-entropy and sends the two grid indices. Everything else (indices, outlier positions
+training images, like the thesis's §3.5.1 index tables); :class:`AdaptiveCounts` starts from
+that table and learns the image's own statistics as it goes, in integer counts that encoder
+and decoder update identically. Level-2 group sizes are coded with a quantized Laplace model
+on [0, vmax] whose mean is a context the decoder already knows (the previous group's size)
+and whose scale is ``s0 + s1 * mean``; the encoder picks (s0, s1) from fixed grids by the
+exact cross-entropy and sends the two grid indices. Everything else (indices, outlier positions
 and values) is coded with uniform models. One :class:`Writer` / :class:`Reader` pair holds
 one range-coded stream; the order of calls is the format.
 """
@@ -44,6 +46,34 @@ def choose_scale(values: np.ndarray, means: np.ndarray, vmax: int) -> tuple[int,
             if b < best:
                 best, arg = b, (i, j)
     return arg
+
+
+class AdaptiveCounts:
+    """Categorical models per context (i, j), adapted to the data coded so far.
+
+    Starts from ``table`` (counts[i, j, value], any scale): each row becomes PRIOR_WEIGHT
+    observations' worth of integer counts (at RESOLUTION units per observation, at least 1
+    per value), and every coded value adds RESOLUTION to its context's row. All arithmetic
+    on the counts is integer, so encoder and decoder hold the same rows on any machine.
+    """
+    PRIOR_WEIGHT = 64
+    RESOLUTION = 16
+
+    def __init__(self, table: np.ndarray):
+        t = np.asarray(table, dtype=np.float64) + 0.5
+        scaled = t / t.sum(-1, keepdims=True) * (self.PRIOR_WEIGHT * self.RESOLUTION)
+        self.counts = np.maximum(np.rint(scaled), 1).astype(np.int64)
+        self.n = self.counts.shape[0]
+
+    def rows(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Unnormalized probability rows (float64 holding integers) for contexts (i, j),
+        clipped to the table's range."""
+        return self.counts[np.minimum(i, self.n - 1), np.minimum(j, self.n - 1)].astype(
+            np.float64)
+
+    def update(self, i: np.ndarray, j: np.ndarray, values: np.ndarray) -> None:
+        np.add.at(self.counts, (np.minimum(i, self.n - 1), np.minimum(j, self.n - 1),
+                                values), self.RESOLUTION)
 
 
 def _laplace_model(vmax: int):
@@ -106,3 +136,16 @@ class Reader:
             return np.zeros(0, dtype=np.int64)
         scales = S0_GRID[s0] + S1_GRID[s1] * means
         return self.dec.decode(_laplace_model(vmax), means, scales).astype(np.int64)
+
+    def laplace_chain(self, count: int, first_mean: int, s0: int, s1: int,
+                      vmax: int) -> np.ndarray:
+        """``count`` values, each with the previous value as its mean (``first_mean`` for
+        the first): the decoding side of ``Writer.laplace(v, [first_mean, *v[:-1]], ...)``."""
+        out = np.zeros(count, dtype=np.int64)
+        model = _laplace_model(vmax)
+        prev = float(first_mean)
+        for i in range(count):
+            m = np.array([prev])
+            out[i] = self.dec.decode(model, m, S0_GRID[s0] + S1_GRID[s1] * m)[0]
+            prev = float(out[i])
+        return out
