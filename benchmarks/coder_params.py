@@ -55,6 +55,8 @@ VARIANTS = {
     "beam16+adaptive-side": {},
     "l2budget11.5": {"l2_group_kl_bits": 11.5},
     "l2budget12": {"l2_group_kl_bits": 12.0},
+    "l2sharpen3": {"l2_sharpen": 3.0},
+    "l2sharpen100": {"l2_sharpen": 100.0},
 }
 
 

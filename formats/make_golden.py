@@ -1,10 +1,13 @@
-"""Write the golden .nnc files and their reference decodes (run after shipping a model).
+"""Write golden .nnc files and their reference decodes (run after shipping a model or
+changing what the writer writes).
 
-    python formats/make_golden.py
+    python formats/make_golden.py --tag 2026-11-22
 
-Golden files are never regenerated for an existing model: they pin the format. Add new ones
-when a new model ships, and keep the model's weights installed so the old files decode.
+Golden files are never regenerated: they pin the format. New ones are added under a new tag
+(file names ``{tag}-{case}``) next to the old ones, whose weights stay installed so the old
+files keep decoding.
 """
+import argparse
 import json
 from pathlib import Path
 
@@ -28,15 +31,26 @@ def main():
                           dict(quality=0.9, seed=1)),
     }
     from nnc.model.weights import default_model_name
-    manifest = {"model": default_model_name(), "files": []}
-    for name, (arr, kw) in cases.items():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tag", required=True)
+    args = ap.parse_args()
+    path = HERE / "golden.json"
+    manifest = json.loads(path.read_text()) if path.exists() else {"files": []}
+    for entry in manifest["files"]:        # files from before tags name their model once
+        entry.setdefault("model", manifest.get("model"))
+    manifest.pop("model", None)
+    for case, (arr, kw) in cases.items():
+        name = f"{args.tag}-{case}"
+        if (HERE / f"{name}.nnc").exists():
+            raise SystemExit(f"{name}.nnc exists: golden files are never regenerated")
         data = nnc.compress(arr, **kw)
         (HERE / f"{name}.nnc").write_bytes(data)
         dec = nnc.decompress(data)
         dec.save(HERE / f"{name}.png")
         manifest["files"].append({"nnc": f"{name}.nnc", "decoded": f"{name}.png",
-                                  "size": list(dec.size), "mode": dec.mode, **kw})
-    (HERE / "golden.json").write_text(json.dumps(manifest, indent=2) + "\n")
+                                  "model": default_model_name(), "size": list(dec.size),
+                                  "mode": dec.mode, **kw})
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ class CoderParams:
     l2_max_group: int = 1024
     l2_group_kl_bits: float = 11.0
     l2_outlier_kl_bits: float = 11.0
+    l2_sharpen: float = 3.0        # choose level-2 candidates by (q/p)^sharpen; encoder only
 
 
 @dataclass
@@ -220,7 +221,7 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
     (mu_x, s_x), (mu2, s2) = model.encode(x, q)
     mark("network")
     code2, z2 = importance_encode(mu2, s2, seed, p.l2_index_bits, p.l2_group_kl_bits,
-                                  p.l2_max_group, p.l2_outlier_kl_bits)
+                                  p.l2_max_group, p.l2_outlier_kl_bits, p.l2_sharpen)
     z2 = z2.reshape(mu2.shape)
     mark("level2")
 

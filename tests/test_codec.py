@@ -107,10 +107,14 @@ def test_bpp_target_out_of_range_gives_the_nearest_end(kodim23_crop):
 def test_golden_files_decode():
     manifest = json.loads((FORMATS / "golden" / "golden.json").read_text())
     assert manifest["files"]
+    tags = set()
     for entry in manifest["files"]:
         data = (FORMATS / "golden" / entry["nnc"]).read_bytes()
+        tags |= container.read(data).sections.keys()
         expected = np.asarray(Image.open(FORMATS / "golden" / entry["decoded"]))
         got = nnc.decompress(data)
         assert got.size == tuple(entry["size"])
         # float drift across machines may move a few pixel values by a little
         assert psnr(np.asarray(got), expected) > 40
+    # both codings of the side information stay pinned: the older one and the current one
+    assert {"Z1SI", "Z2SI", "Z1SA", "Z2SA"} <= tags

@@ -10,6 +10,8 @@ In prior-standardized coordinates (p = N(0, 1)). Steps:
 3. Each group draws 2^index_bits shared candidates (stream STREAM_LEVEL2, block = group
    number, dim = position in the group) and picks one with probability proportional to its
    importance weight q/p, by Gumbel-max with encoder-local noise. Its index is sent.
+   ``sharpen`` > 1 picks with probability proportional to (q/p)^sharpen instead, which
+   leans toward the most probable candidate (encoder only; the decoder is the same).
 
 All candidates of all groups are scored at once (log-weights per dimension, summed per group
 with ``index_add_``) in chunks that bound memory; the grouping itself is a cumulative-sum
@@ -82,7 +84,8 @@ def _candidate_gaussians(seed, group_of_dim, pos_in_group, candidates):
 
 def importance_encode(mean: torch.Tensor, std: torch.Tensor, seed: int, index_bits: int,
                       group_kl_bits: float, max_group: int,
-                      outlier_kl_bits: float) -> tuple[Level2Code, torch.Tensor]:
+                      outlier_kl_bits: float,
+                      sharpen: float = 1.0) -> tuple[Level2Code, torch.Tensor]:
     """Code a flattened standardized posterior; returns the code and the decoded sample."""
     device = mean.device
     mean, std = mean.flatten().float(), std.flatten().float()
@@ -114,7 +117,7 @@ def importance_encode(mean: torch.Tensor, std: torch.Tensor, seed: int, index_bi
     # Gumbel-max: a sample of the categorical distribution proportional to the weights
     gkeys = block_keys(seed, STREAM_ENCODER + 1, torch.arange(n_groups, device=device), device)
     u = words_to_uniform(mix32(gkeys.unsqueeze(-1) ^ cand))
-    chosen = torch.argmax(logw - torch.log(-torch.log(u)), dim=1)
+    chosen = torch.argmax(sharpen * logw - torch.log(-torch.log(u)), dim=1)
     x = _candidate_gaussians(seed, group_of_dim, pos_in_group,
                              chosen[group_of_dim].unsqueeze(-1))[:, 0]
     sample[keep] = x
