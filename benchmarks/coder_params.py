@@ -57,6 +57,9 @@ VARIANTS = {
     "l2budget12": {"l2_group_kl_bits": 12.0},
     "l2sharpen3": {"l2_sharpen": 3.0},
     "l2sharpen100": {"l2_sharpen": 100.0},
+    "rd-kappa0.5": {"l1_rd_kappa": 0.5},
+    "rd-kappa0.7": {"l1_rd_kappa": 0.7},
+    "rd-kappa1": {"l1_rd_kappa": 1.0},
 }
 
 

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 
 from . import container
 from .coding import sideinfo
-from .coding.greedy import greedy_decode, greedy_encode, kl_bits_standardized, shard_counts
+from .coding.greedy import (greedy_decode, greedy_encode, kl_bits_standardized, rd_encode,
+                            shard_counts)
 from .coding.importance import (Level2Code, dequantize_outlier, importance_decode,
                                 importance_encode, quantize_outlier)
 from .coding.prng import STREAM_ENCODER, block_keys, mix32, words_to_gaussian
@@ -45,6 +46,7 @@ class CoderParams:
     l1_first_shard_kl: float = 4.0  # blocks from this KL (bits) up get >= 1 shard; encoder only
     l1_beam: int = 16              # beam width of the level-1 search; encoder only
     l1_lookahead: bool = True      # score partial samples against what later shards add; encoder only
+    l1_rd_kappa: float = 1.0       # > 0: shard counts by rate-distortion (greedy.rd_encode); encoder only
     l2_index_bits: int = 12
     l2_max_group: int = 1024
     l2_group_kl_bits: float = 11.0
@@ -234,8 +236,13 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
     std = to_blocks(s1 / s_p, bh, bw)
     kl1 = kl_bits_standardized(mean, std)
     out_mask, shards, g_mean, g_std = level1_plan(mean, std, p, kl1)
-    indices, _ = greedy_encode(g_mean, g_std, shards, seed, p.l1_shard_bits, p.l1_shard_decay,
-                               p.l1_beam, p.l1_lookahead)
+    if p.l1_rd_kappa > 0:
+        shards, indices, _ = rd_encode(g_mean, g_std, shards, seed, p.l1_shard_bits,
+                                       p.l1_shard_decay, p.l1_beam, p.l1_rd_kappa,
+                                       p.l1_max_shards)
+    else:
+        indices, _ = greedy_encode(g_mean, g_std, shards, seed, p.l1_shard_bits,
+                                   p.l1_shard_decay, p.l1_beam, p.l1_lookahead)
     out_pos = torch.nonzero(out_mask.flatten()).squeeze(1)
     noise = words_to_gaussian(mix32(block_keys(seed, STREAM_ENCODER + 2, 0, device)
                                     ^ out_pos.to(torch.int32)))

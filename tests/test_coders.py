@@ -1,10 +1,13 @@
 """The two REC coders and the side-information coder on synthetic posteriors."""
 
+import math
+
 import numpy as np
 import torch
 
 from nnc.coding import sideinfo
-from nnc.coding.greedy import greedy_decode, greedy_encode, kl_bits_standardized, shard_counts
+from nnc.coding.greedy import (greedy_decode, greedy_encode, kl_bits_standardized, rd_encode,
+                               shard_counts)
 from nnc.coding.importance import importance_decode, importance_encode, make_groups
 
 
@@ -48,6 +51,25 @@ def test_beam_and_lookahead_get_closer_to_the_posterior():
         err[name] = (((sample - mean) / std) ** 2).sum().item()
     assert err["lookahead"] < 0.95 * err["greedy"]
     assert err["beam8"] < 0.9 * err["lookahead"]
+
+
+def test_rd_shard_counts_never_cost_more():
+    """Per block, the rate-distortion choice costs at most what round(KL / 8) costs in the
+    same measure, and the decoder regenerates its sample from the chosen counts."""
+    g = torch.Generator().manual_seed(11)
+    std = torch.exp(-torch.rand(2000, 8, generator=g) * 3)
+    mean = torch.randn(2000, 8, generator=g) * 0.7
+    k0 = shard_counts(kl_bits_standardized(mean, std).sum(1), 8, 15)
+    k, idx, sample = rd_encode(mean, std, k0, 4, 8, 0.5, 4, kappa=1.0, max_shards=15)
+    assert torch.allclose(greedy_decode(idx, k, 4, 8, 0.5), sample, atol=1e-5)
+    assert ((idx >= 0).sum(1) == k).all() and not torch.equal(k, k0)
+    idx0, sample0 = greedy_encode(mean, std, k0, 4, 8, 0.5, 4)
+    w = (std.pow(-2) - 1).clamp(min=0)
+
+    def cost(s, kk):
+        return 0.5 * ((s - mean) ** 2 * w).sum(1) + math.log(2) * 8 * kk
+    assert (cost(sample, k) <= cost(sample0, k0) + 1e-3).all()
+    assert cost(sample, k).sum() < 0.95 * cost(sample0, k0).sum()
 
 
 def test_first_shard_threshold():

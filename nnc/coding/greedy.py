@@ -64,8 +64,8 @@ def remaining_variance(shards: torch.Tensor, k: int, decay: float) -> torch.Tens
 
 
 def greedy_encode(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tensor, seed: int,
-                  bits: int, decay: float = 1.0, beam: int = 1,
-                  lookahead: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                  bits: int, decay: float = 1.0, beam: int = 1, lookahead: bool = True,
+                  block_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Code each block's standardized posterior.
 
     mean, std: (n_blocks, block_dims); shards: (n_blocks,) int64.
@@ -74,6 +74,7 @@ def greedy_encode(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tensor, s
     shards will add (``lookahead``; R_k = 0 is the thesis's greedy rule, which scores the
     partial sum as if it were final). ``beam`` > 1 keeps the best ``beam`` partial samples
     per block instead of one (a beam search over the same candidates); encoder only.
+    ``block_ids``: the blocks' numbers in the shared stream (default: their row numbers).
     Returns (indices, sample): indices (n_blocks, max(shards)) int64, -1 where unused;
     sample (n_blocks, block_dims), the decoded latent in standardized coordinates.
     """
@@ -102,7 +103,11 @@ def greedy_encode(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tensor, s
                     var[live], b[live]
                 n = b.numel()
             scale = shard_scale(k_b, k, decay)[:, None, None]
-            noise = _shard_noise(seed, k, b, cand, dims, scale)          # (n, C, dims)
+            if block_ids is None:
+                noise = _shard_noise(seed, k, b, cand, dims, scale)      # (n, C, dims)
+            else:        # rows may repeat a block (rd_encode): draw its candidates once
+                uniq, inv = torch.unique(block_ids[b], return_inverse=True)
+                noise = _shard_noise(seed, k, uniq, cand, dims, 1.0)[inv] * scale
             look = remaining_variance(k_b, k, decay)[:, None] if lookahead else 0.0
             w = 1.0 / (var + look)                                       # (n, dims)
             r = s - mu[:, None]                                          # (n, B, dims)
@@ -141,3 +146,45 @@ def greedy_decode(indices: torch.Tensor, shards: torch.Tensor, seed: int,
 def kl_bits_standardized(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """Elementwise KL[N(mean, std^2) || N(0, 1)] in bits."""
     return (-torch.log(std) + 0.5 * (std * std + mean * mean - 1)) / math.log(2)
+
+
+def rd_encode(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tensor, seed: int,
+              bits: int, decay: float, beam: int, kappa: float, max_shards: int,
+              offsets=(-1, 0, 1)) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Choose each block's shard count by rate-distortion instead of round(KL / bits).
+
+    Each block is coded (:func:`greedy_encode`) with K = shards + offset for every offset,
+    and scored, like K = 0 (the prior mean), by
+    0.5 sum_d (sample_d - mean_d)^2 (1 / std_d^2 - 1) + kappa ln2 bits K, in nats: the
+    first term is the loss in the model's log-likelihood that the Gaussian posterior predicts
+    for that error, the second the rate; kappa = 1 weighs them as the model's own ELBO does.
+    The lowest score wins. A count is tried only where it can beat K = 0, and all counts of
+    a block share its candidates. Encoder only: the decoder reads the chosen counts as
+    always. Returns (shards, indices, sample)."""
+    n, dims = mean.shape
+    device = mean.device
+    w = (std.pow(-2) - 1).clamp(min=0)
+    per_shard = kappa * math.log(2) * bits
+    cost0 = 0.5 * (mean.square() * w).sum(1)                         # K = 0: the prior mean
+    tries = torch.stack([(shards + o).clamp(0, max_shards) for o in sorted(set(offsets))], 1)
+    keep = (tries > 0) & (cost0[:, None] > per_shard * tries)
+    keep[:, 1:] &= tries[:, 1:] != tries[:, :-1]                    # clamped duplicates
+    rows, col = torch.nonzero(keep, as_tuple=True)                  # sorted by block
+    k_rows = tries[rows, col]
+    idx, sample = greedy_encode(mean[rows], std[rows], k_rows, seed, bits, decay, beam,
+                                block_ids=rows)
+    cost = 0.5 * ((sample - mean[rows]).square() * w[rows]).sum(1) + per_shard * k_rows
+    best = cost0.scatter_reduce(0, rows, cost, reduce="amin")
+    win = (cost == best[rows]) & (cost < cost0[rows])
+    r = torch.arange(rows.numel(), device=device)
+    pick = torch.full((n,), -1, dtype=torch.int64, device=device).scatter_reduce(
+        0, rows[win], r[win], reduce="amax")                        # one winner per block
+    chosen = torch.nonzero(pick >= 0).squeeze(1)
+    out_k = torch.zeros(n, dtype=torch.int64, device=device)
+    out_k[chosen] = k_rows[pick[chosen]]
+    kmax = int(out_k.max().item()) if n else 0
+    out_idx = torch.full((n, kmax), -1, dtype=torch.int64, device=device)
+    out_idx[chosen] = idx[pick[chosen], :kmax]
+    out_sample = torch.zeros_like(mean)
+    out_sample[chosen] = sample[pick[chosen]]
+    return out_k, out_idx, out_sample
