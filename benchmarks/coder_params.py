@@ -60,6 +60,8 @@ VARIANTS = {
     "rd-kappa0.5": {"l1_rd_kappa": 0.5},
     "rd-kappa0.7": {"l1_rd_kappa": 0.7},
     "rd-kappa1": {"l1_rd_kappa": 1.0},
+    "rd-kappa1.5": {"l1_rd_kappa": 1.5},
+    "rd-kappa2": {"l1_rd_kappa": 2.0},
 }
 
 

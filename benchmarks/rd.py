@@ -393,10 +393,11 @@ def nnc_bit_shares(e: dict) -> list[dict]:
             sec = r["sections"]
             parts = {
                 "header + framing": sec.get("signature", 0) + sec.get("HEAD", 0) + sec.get("END", 0),
-                "level 2 side info": sec.get("Z2SI", 0),
+                "level 2 side info": sec.get("Z2SA", sec.get("Z2SI", 0)),
                 "level 2 indices": sec.get("Z2IX", 0),
                 "level 1 outliers": r["l1_outlier_bytes"],
-                "level 1 shard counts": sec.get("Z1SI", 0) - r["l1_outlier_bytes"],
+                "level 1 shard counts": sec.get("Z1SA", sec.get("Z1SI", 0))
+                - r["l1_outlier_bytes"],
                 "level 1 indices": sec.get("Z1IX", 0)}
             for k, v in parts.items():
                 tot[k] = tot.get(k, 0) + v
