@@ -35,7 +35,9 @@ from .model.weights import load_model
 
 @dataclass(frozen=True)
 class CoderParams:
-    """Coder settings (recorded in the header). Defaults chosen by benchmarks/coders.py."""
+    """Coder settings. The decoder's are recorded in the header; those marked "encoder only"
+    change which indices the encoder picks, not how files decode. Defaults chosen with
+    benchmarks/coder_params.py (real files, BD-rate)."""
     l1_block_w: int = 4
     l1_block_h: int = 2
     l1_shard_bits: int = 8
@@ -45,8 +47,8 @@ class CoderParams:
     l1_outlier_kl_bits: float = 16.0   # level-1 dims above this KL are sent as 16-bit values
     l1_first_shard_kl: float = 4.0  # blocks from this KL (bits) up get >= 1 shard; encoder only
     l1_beam: int = 16              # beam width of the level-1 search; encoder only
-    l1_lookahead: bool = True      # score partial samples against what later shards add; encoder only
-    l1_rd_kappa: float = 1.0       # > 0: shard counts by rate-distortion (greedy.rd_encode); encoder only
+    l1_lookahead: bool = True      # score against what later shards add; encoder only
+    l1_rd_kappa: float = 1.0       # > 0: shard counts by rate-distortion; encoder only
     l2_index_bits: int = 12
     l2_max_group: int = 1024
     l2_group_kl_bits: float = 11.0
