@@ -110,12 +110,6 @@ def _shard_contexts(shards: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return above, left
 
 
-def shard_probabilities(table: np.ndarray, above, left) -> np.ndarray:
-    """Rows of the categorical model for contexts (above, left): shape (..., n_symbols)."""
-    n = table.shape[0]
-    return table[np.minimum(above, n - 1), np.minimum(left, n - 1)] + 0.5
-
-
 def level1_plan(mean: torch.Tensor, std: torch.Tensor, p: "CoderParams",
                 kl: torch.Tensor | None = None):
     """Split level-1 blocks into outlier dims (sent directly, thesis Algorithm 3's rule
@@ -241,7 +235,7 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
     if p.l1_rd_kappa > 0:
         shards, indices, _ = rd_encode(g_mean, g_std, shards, seed, p.l1_shard_bits,
                                        p.l1_shard_decay, p.l1_beam, p.l1_rd_kappa,
-                                       p.l1_max_shards)
+                                       p.l1_max_shards, lookahead=p.l1_lookahead)
     else:
         indices, _ = greedy_encode(g_mean, g_std, shards, seed, p.l1_shard_bits,
                                    p.l1_shard_decay, p.l1_beam, p.l1_lookahead)
@@ -379,15 +373,15 @@ def _read_level2(side: bytes, ix: bytes, n_dims: int, p: container.Header,
     return Level2Code(np.sort(pos), vals, sizes, idx)
 
 
-def _adaptive_shard_rows(shards: np.ndarray, table: np.ndarray,
-                         decoded: "Callable[[np.ndarray], np.ndarray] | None" = None):
-    """The Z1SA model of the shard counts of the live channels ``shards`` (L, rows, cols),
-    position by position in the order (block row, block column, channel): the adaptive
-    counts for the context (above, left), updated after each position.
+def _shard_count_rows(shards: np.ndarray, model,
+                      decoded: "Callable[[np.ndarray], np.ndarray] | None" = None):
+    """The model of the shard counts ``shards`` (channels, rows, cols), position by position
+    in the order (block row, block column, channel): ``model.rows`` for the context (above,
+    left), then ``model.update`` after each position (sideinfo.AdaptiveCounts for Z1SA, the
+    fixed sideinfo.TableCounts for Z1SI).
 
     Encoder: returns the probability rows of all counts in that order. Decoder: pass
     ``decoded(rows) -> counts`` to read each position's counts; fills ``shards`` in place."""
-    model = sideinfo.AdaptiveCounts(table)
     n_live, n_rows, n_cols = shards.shape
     zero = np.zeros(n_live, dtype=np.int64)
     out = []
@@ -409,14 +403,15 @@ def _write_level1(shards: np.ndarray, indices: np.ndarray, p: CoderParams,
     """Sections Z1SA and Z1IX. shards: (M, block rows, block cols); indices: (n_blocks,
     max shards); outliers: positions into the block-ordered latent and their 16-bit values.
     Z1SA: the outliers, one live flag per channel (any block with a shard), then the counts
-    of the live channels with :func:`_adaptive_shard_rows`."""
+    of the live channels with :func:`_shard_count_rows` and adaptive counts."""
     si = sideinfo.Writer()
     si.uniform(out_pos, shards.size * p.l1_block_w * p.l1_block_h)
     si.uniform(out_vals, 1 << 16)
     live = shards.reshape(shards.shape[0], -1).max(1, initial=0) > 0
     si.uniform(live.astype(np.int64), 2)
     ls = shards[live]
-    si.categorical(ls.transpose(1, 2, 0).ravel(), _adaptive_shard_rows(ls, table))
+    si.categorical(ls.transpose(1, 2, 0).ravel(),
+                   _shard_count_rows(ls, sideinfo.AdaptiveCounts(table)))
     flat = shards.ravel()
     ix = sideinfo.Writer()
     # shard step k: the indices of all blocks with more than k shards, in block order
@@ -446,15 +441,10 @@ def _read_level1(side: bytes, ix: bytes, m: int, rows: int, cols: int, p: contai
     if adaptive:
         live = r.uniform(m, 2).astype(bool)
         ls = np.zeros((int(live.sum()), rows, cols), dtype=np.int64)
-        _adaptive_shard_rows(ls, table, r.categorical)
+        _shard_count_rows(ls, sideinfo.AdaptiveCounts(table), r.categorical)
         shards[live] = ls
     else:
-        zero = np.zeros(m, dtype=np.int64)
-        for row in range(rows):      # one vectorized decode (all channels) per block position
-            for col in range(cols):
-                above = shards[:, row - 1, col] if row else zero
-                left = shards[:, row, col - 1] if col else zero
-                shards[:, row, col] = r.categorical(shard_probabilities(table, above, left))
+        _shard_count_rows(shards, sideinfo.TableCounts(table), r.categorical)
     flat = shards.ravel()
     kmax = int(flat.max()) if flat.size else 0
     indices = np.full((flat.size, kmax), -1, dtype=np.int64)

@@ -150,7 +150,8 @@ def kl_bits_standardized(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
 
 def rd_encode(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tensor, seed: int,
               bits: int, decay: float, beam: int, kappa: float, max_shards: int,
-              offsets=(-1, 0, 1)) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+              offsets=(-1, 0, 1), lookahead: bool = True
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Choose each block's shard count by rate-distortion instead of round(KL / bits).
 
     Each block is coded (:func:`greedy_encode`) with K = shards + offset for every offset,
@@ -172,7 +173,7 @@ def rd_encode(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tensor, seed:
     rows, col = torch.nonzero(keep, as_tuple=True)                  # sorted by block
     k_rows = tries[rows, col]
     idx, sample = greedy_encode(mean[rows], std[rows], k_rows, seed, bits, decay, beam,
-                                block_ids=rows)
+                                lookahead, block_ids=rows)
     cost = 0.5 * ((sample - mean[rows]).square() * w[rows]).sum(1) + per_shard * k_rows
     best = cost0.scatter_reduce(0, rows, cost, reduce="amin")
     win = (cost == best[rows]) & (cost < cost0[rows])

@@ -48,6 +48,21 @@ def choose_scale(values: np.ndarray, means: np.ndarray, vmax: int) -> tuple[int,
     return arg
 
 
+class TableCounts:
+    """The fixed categorical model per context (i, j): ``table[i, j] + 0.5``, contexts
+    clipped to the table's range (sections Z1SI)."""
+
+    def __init__(self, table: np.ndarray):
+        self.table = np.asarray(table, dtype=np.float64)
+        self.n = self.table.shape[0]
+
+    def rows(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        return self.table[np.minimum(i, self.n - 1), np.minimum(j, self.n - 1)] + 0.5
+
+    def update(self, i: np.ndarray, j: np.ndarray, values: np.ndarray) -> None:
+        pass
+
+
 class AdaptiveCounts:
     """Categorical models per context (i, j), adapted to the data coded so far.
 
