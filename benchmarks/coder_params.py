@@ -62,6 +62,15 @@ VARIANTS = {
     "rd-kappa1": {"l1_rd_kappa": 1.0},
     "rd-kappa1.5": {"l1_rd_kappa": 1.5},
     "rd-kappa2": {"l1_rd_kappa": 2.0},
+    # per-image refinement of the level-1 posterior (model/refine.py; encoder only)
+    "refine10": {"refine_steps": 10, "refine_coder_aware": False},
+    "refine20": {"refine_steps": 20, "refine_coder_aware": False},
+    "refine10-lr0.1": {"refine_steps": 10, "refine_lr": 0.1, "refine_coder_aware": False},
+    "refine40": {"refine_steps": 40, "refine_coder_aware": False},
+    "refine10+l2-10": {"refine_steps": 10, "refine_l2_steps": 10, "refine_coder_aware": False},
+    "refine20-lr0.03": {"refine_steps": 20, "refine_lr": 0.03, "refine_coder_aware": False},
+    "refine10-aware": {"refine_steps": 10, "refine_coder_aware": True},
+    "refine10-aware+l2-10": {"refine_steps": 10, "refine_l2_steps": 10},   # --refine 10
 }
 
 

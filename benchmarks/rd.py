@@ -173,7 +173,10 @@ def posterior_decodes(model, rgb: np.ndarray, q: float, sample: bool = True):
     return kl.item() / math.log(2), imgs[0], (imgs[1] if sample else None)
 
 
-def run_nnc(images, qualities) -> dict:
+def run_nnc(images, qualities, refine: int = 0) -> dict:
+    """nnc with the default coder, or with ``refine`` > 0 steps of per-image refinement
+    (``nnc compress --refine``; recorded under "nnc_refine", without the posterior decodes,
+    which do not depend on the coder)."""
     from nnc import codec
     from nnc.image_io import RasterImage
     from nnc.info import describe
@@ -189,7 +192,8 @@ def run_nnc(images, qualities) -> dict:
         for q in qualities:
             st = codec.CompressStats()
             t0 = time.perf_counter()
-            data = codec.compress(img, quality=q, stats=st, device="cpu")
+            data = codec.compress(img, quality=q, stats=st, device="cpu",
+                                  params=codec.refined(refine))
             t1 = time.perf_counter()
             dec = codec.decompress(data, device="cpu")
             t2 = time.perf_counter()
@@ -199,19 +203,25 @@ def run_nnc(images, qualities) -> dict:
             sections = {s["section"]: s["bytes"] for s in rep["sections"]}
             if sum(sections.values()) != len(data):
                 raise SystemExit(f"rd.py: {fname}: sections do not add up to the file size")
-            _, mean_img, sample_img = posterior_decodes(model, rgb, q)
             kl = st.kl1_bits + st.kl2_bits
+            extra = {}
+            if not refine:
+                _, mean_img, sample_img = posterior_decodes(model, rgb, q)
+                extra = {"mean": score(rgb, mean_img), "sample_psnr": psnr(rgb, sample_img)}
             rows.append({
                 "setting": q, "bpp": 8 * len(data) / pixels, **score(rgb, dec.rgb),
                 "kl_bpp": kl / pixels, "kl1_bits": st.kl1_bits, "kl2_bits": st.kl2_bits,
-                "file_over_kl": 8 * len(data) / kl,
-                "mean": score(rgb, mean_img), "sample_psnr": psnr(rgb, sample_img),
-                "sections": sections, "l1_outlier_bytes": st.l1_outlier_bits / 8,
+                "file_over_kl": 8 * len(data) / kl, **extra, "sections": sections, "l1_outlier_bytes": st.l1_outlier_bits / 8,
                 "encode_s": t1 - t0, "decode_s": t2 - t1})
             r = rows[-1]
             print(f"  nnc {fname} q={q:.2f} bpp={r['bpp']:.3f} ΣKL={r['kl_bpp']:.3f} "
-                  f"psnr={r['psnr']:.2f} mean={r['mean']['psnr']:.2f}", flush=True)
+                  f"psnr={r['psnr']:.2f}", flush=True)
         per_image[fname] = rows
+    if refine:
+        return {"label": f"nnc ({default_model_name()}, --refine {refine})",
+                "kind": "nnc_refine", "refine_steps": refine,
+                "version": f"{default_model_name()} sha256 {digest.hex()[:16]}",
+                "settings": list(qualities), "per_image": per_image}
     return {"label": f"nnc ({default_model_name()})", "kind": "nnc",
             "version": f"{default_model_name()} sha256 {digest.hex()[:16]}",
             "settings": list(qualities), "per_image": per_image}
@@ -233,6 +243,7 @@ def mean_points(entry: dict) -> list[dict]:
             if all(a["mean"]["ms_ssim"] is not None for a in at):
                 p["mean_ms_ssim"] = float(np.mean([a["mean"]["ms_ssim"] for a in at]))
             p["sample_psnr"] = float(np.mean([a["sample_psnr"] for a in at]))
+        if entry["kind"] in ("nnc", "nnc_refine"):
             p["file_over_kl"] = float(sum(a["bpp"] for a in at) / sum(a["kl_bpp"] for a in at))
         pts.append(p)
     return pts
@@ -320,14 +331,20 @@ def nnc_bd_table(res: dict) -> list[str]:
     """Markdown rows: nnc's BD-rate (and its theoretical curve's) against every other curve."""
     t = res["bd_rate"]
     lab = {n: c["label"] for n, c in curves(res).items()}
+    ref = "nnc_refine" in res["codecs"]
     lines = ["| reference | BD-rate of nnc, PSNR | BD-rate of nnc, MS-SSIM | "
-             "nnc theoretical (ΣKL, posterior mean), PSNR |", "|---|---|---|---|"]
+             + ("nnc --refine, PSNR | nnc --refine, MS-SSIM | " if ref else "")
+             + "nnc theoretical (ΣKL, posterior mean), PSNR |",
+             "|---|---|---|" + ("---|---|" if ref else "") + "---|"]
     for n in t["psnr"]:
-        if n in ("nnc", "nnc_theory"):
+        if n in ("nnc", "nnc_theory", "nnc_refine"):
             continue
-        lines.append(f"| {lab[n]} | {fmt_pct(t['psnr'][n].get('nnc'))} | "
-                     f"{fmt_pct(t['ms_ssim'].get(n, {}).get('nnc'))} | "
-                     f"{fmt_pct(t['psnr'][n].get('nnc_theory'))} |")
+        cells = [fmt_pct(t['psnr'][n].get('nnc')), fmt_pct(t['ms_ssim'].get(n, {}).get('nnc'))]
+        if ref:
+            cells += [fmt_pct(t['psnr'][n].get('nnc_refine')),
+                      fmt_pct(t['ms_ssim'].get(n, {}).get('nnc_refine'))]
+        cells.append(fmt_pct(t['psnr'][n].get('nnc_theory')))
+        lines.append(f"| {lab[n]} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -362,6 +379,7 @@ def plot(res: dict, stem: Path) -> list[Path]:
             y = c[metric] if metric == "psnr" else [ms_ssim_db(v) for v in c[metric]]
             style = {"measured": dict(lw=1.3, marker=".", ms=5),
                      "nnc": dict(lw=2.6, marker="o", ms=6, color="black", zorder=5),
+                     "nnc_refine": dict(lw=2.2, marker="s", ms=5, color="crimson", zorder=5),
                      "theory": dict(lw=1.8, ls="--", marker="o", ms=4, color="gray", zorder=4),
                      "published": dict(lw=1.1, ls=":", marker="x", ms=4)}[c["kind"]]
             ax.plot(c["bpp"], y, label=c["label"], **style)
@@ -446,6 +464,8 @@ def main():
                     choices=["nnc", *CLASSICAL])
     ap.add_argument("--nnc-qualities", type=float, nargs="+", default=NNC_QUALITIES)
     ap.add_argument("--limit", type=int, default=None, help="only the first N images")
+    ap.add_argument("--refine", type=int, default=0,
+                    help="with --codecs nnc: measure nnc compress --refine N (as nnc_refine)")
     ap.add_argument("--out", type=Path, default=RESULTS / "rd.json")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--plots-only", action="store_true")
@@ -470,7 +490,11 @@ def main():
         for name in args.codecs:
             print(f"rd.py: {name}", flush=True)
             t = time.perf_counter()
-            e = run_nnc(images, args.nnc_qualities) if name == "nnc" else run_classical(name, images)
+            if name == "nnc":
+                e = run_nnc(images, args.nnc_qualities, args.refine)
+                name = "nnc_refine" if args.refine else name
+            else:
+                e = run_classical(name, images)
             if e:
                 e["points"] = mean_points(e)
                 e["wall_s"] = round(time.perf_counter() - t, 1)

@@ -30,6 +30,7 @@ from .coding.prng import STREAM_ENCODER, block_keys, mix32, words_to_gaussian
 from .errors import FormatError, ModelError
 from .image_io import DEFAULT_MAX_PIXELS, RasterImage, compute_padding
 from .model.pln import PLN, combine_posterior
+from .model.refine import refine_level1, refine_level2
 from .model.weights import load_model
 
 
@@ -54,6 +55,10 @@ class CoderParams:
     l2_group_kl_bits: float = 11.0
     l2_outlier_kl_bits: float = 11.0
     l2_sharpen: float = 3.0        # choose level-2 candidates by (q/p)^sharpen; encoder only
+    refine_steps: int = 0          # gradient steps on the level-1 posterior; encoder only
+    refine_lr: float = 0.05        # ... and their Adam rate (model/refine.py)
+    refine_l2_steps: int = 0       # gradient steps on the level-2 posterior; encoder only
+    refine_coder_aware: bool = True    # refine as if blocks under B1/2 bits decode to mu_p
 
 
 @dataclass
@@ -86,6 +91,21 @@ def pick_device(device: str | None = None) -> str:
     if device and device != "auto":
         return device
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+REFINE_STEPS_GPU = 10    # the CLI's default refinement steps per level on a GPU (0 on the CPU)
+
+
+def refined(steps: int, params: "CoderParams | None" = None) -> "CoderParams":
+    """``params`` (default: the defaults) with ``steps`` refinement steps on each level:
+    what ``nnc compress --refine STEPS`` uses."""
+    return replace(params or CoderParams(), refine_steps=steps, refine_l2_steps=steps)
+
+
+def default_refine_steps(device: str | None = None) -> int:
+    """Refinement steps (model/refine.py) the CLI uses by default on this device: on the CPU
+    none, which keeps encoding within seconds; on a GPU they cost little."""
+    return REFINE_STEPS_GPU if pick_device(device).startswith("cuda") else 0
 
 
 # --- level-1 block layout: (1, M, H1, W1) <-> (n_blocks, bh*bw), channel-major ---
@@ -218,6 +238,9 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
     # level 2: q(z2|x) against p(z2) = N(0, I), already standardized
     (mu_x, s_x), (mu2, s2) = model.encode(x, q)
     mark("network")
+    mu2, s2 = refine_level2(model, x, q, h, w, mu_x, s_x, mu2, s2, p.refine_l2_steps,
+                            p.refine_lr, seed)
+    mark("refine")
     code2, z2 = importance_encode(mu2, s2, seed, p.l2_index_bits, p.l2_group_kl_bits,
                                   p.l2_max_group, p.l2_outlier_kl_bits, p.l2_sharpen)
     z2 = z2.reshape(mu2.shape)
@@ -227,6 +250,10 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
     mu_p, s_p = model.prior1(z2, q)
     mu1, s1 = combine_posterior(mu_x, s_x, mu_p, s_p)
     mark("network")
+    mu1, s1 = refine_level1(model, x, q, h, w, mu_p, s_p, mu1, s1, p.refine_steps,
+                            p.refine_lr, seed, (p.l1_block_h, p.l1_block_w)
+                            if p.refine_coder_aware else None, p.l1_shard_bits / 2)
+    mark("refine")
     bh, bw = p.l1_block_h, p.l1_block_w
     mean = to_blocks((mu1 - mu_p) / s_p, bh, bw)
     std = to_blocks(s1 / s_p, bh, bw)

@@ -301,3 +301,16 @@ def test_init_from_checkpoint_without_optimizer_state(tmp_path):
     out = train(data, tmp_path / "b", steps=2, batch=1, crop=64, progress=False,
                 init=tmp_path / "model.pt")
     assert torch.load(out, weights_only=True)["step"] == 2
+
+
+def test_refine_option(runner, png, tmp_path):
+    plain, refined = tmp_path / "a.nnc", tmp_path / "b.nnc"
+    assert runner.invoke(main, ["compress", str(png), str(plain), "--refine", "0"]).exit_code == 0
+    r = runner.invoke(main, ["compress", str(png), str(refined), "--refine", "3"])
+    assert r.exit_code == 0, r.output
+    assert plain.read_bytes() != refined.read_bytes()
+    rec = tmp_path / "rec.png"
+    assert runner.invoke(main, ["decompress", str(refined), str(rec)]).exit_code == 0
+    assert Image.open(rec).size == (56, 40)
+    r = runner.invoke(main, ["compress", str(png), str(tmp_path / "c.nnc"), "--refine", "-1"])
+    assert r.exit_code == 2 and "--refine" in r.output

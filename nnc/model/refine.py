@@ -1,0 +1,122 @@
+"""Per-image refinement of the level-1 posterior (encoder only).
+
+The analysis transform g_a is amortized: one network guesses q(z1|z2,x) for every image,
+and for this model the guess is worst at high rates. Once z2 is coded, the prior
+p(z1|z2) = N(mu_p, sigma_p^2) is fixed, and the posterior N(mu1, sigma1^2) can be improved for
+this one image by gradient descent on the model's own training loss at its rate parameter:
+
+    KL[q(z1) || p(z1|z2)] / pixels / ln 2  +  lambda * 255^2 * MSE(g_s(z1), x),
+
+z1 a reparametrized sample of q. The variables are standardized by the prior,
+u = (mu1 - mu_p) / sigma_p and log(sigma1 / sigma_p), so that one Adam step moves every
+dimension by about the same fraction of its prior's width (dimensions whose prior is
+nearly a point would otherwise jump to huge KLs). The decoder is unchanged: it never sees
+the posterior. The noise comes from a generator seeded with the file's seed, so a given
+machine makes the same file twice.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .pln import PLN, quality_to_lambda
+
+# refinement backpropagates through g_s at full resolution: above this many (padded)
+# pixels it is skipped, which bounds its memory to about 2.5 GiB
+MAX_PIXELS = 1 << 20
+
+
+def _block_sum(t: torch.Tensor, bh: int, bw: int) -> torch.Tensor:
+    """(1, M, H, W) -> (1, M, H, W): each value replaced by the sum over its level-1 block."""
+    _, m, h, w = t.shape
+    s = t.reshape(m, h // bh, bh, w // bw, bw).sum((2, 4), keepdim=True)
+    return s.expand(m, h // bh, bh, w // bw, bw).reshape(1, m, h, w)
+
+
+def refine_level1(model: PLN, x: torch.Tensor, quality: torch.Tensor, height: int, width: int,
+                  mu_p: torch.Tensor, s_p: torch.Tensor, mu1: torch.Tensor, s1: torch.Tensor,
+                  steps: int, lr: float, seed: int = 0, block: tuple[int, int] | None = None,
+                  coded_kl_bits: float = 4.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``steps`` Adam steps (rate ``lr``) on the loss above; returns the refined (mu1, s1).
+
+    x: the padded image (1, 3, H, W) in [0, 1]; only its top-left height x width counts.
+    Returns the inputs unchanged when ``steps`` is 0 or the image is over MAX_PIXELS."""
+    if steps <= 0 or x.shape[-2] * x.shape[-1] > MAX_PIXELS:
+        return mu1, s1
+    lam = quality_to_lambda(float(quality.reshape(-1)[0]), model.cfg)
+    gen = torch.Generator(device=x.device).manual_seed(seed)
+    target = x[..., :height, :width]
+    u = ((mu1 - mu_p) / s_p).detach().clone().requires_grad_(True)
+    log_r = (s1 / s_p).log().detach().clone().requires_grad_(True)
+    opt = torch.optim.Adam([u, log_r], lr=lr)
+    grads = [p.requires_grad for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        with torch.enable_grad():
+            for _ in range(steps):
+                r = log_r.exp()
+                eps = torch.randn(u.shape, generator=gen, device=u.device, dtype=u.dtype)
+                kl = (0.5 * (r * r + u * u - 1) - log_r) / math.log(2)
+                if block is None:
+                    z1 = mu_p + s_p * (u + r * eps)
+                    kl_bits = kl.sum()
+                else:     # as the coder will: blocks under coded_kl_bits decode to mu_p
+                    coded = (_block_sum(kl.detach(), *block) >= coded_kl_bits).to(u.dtype)
+                    z1 = mu_p + s_p * coded * (u + r * eps)
+                    kl_bits = (kl * coded).sum()
+                x_hat = model.decode(z1, quality)[..., :height, :width]
+                loss = kl_bits / (height * width) \
+                    + lam * 255.0 ** 2 * (x_hat - target).square().mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+    finally:
+        for p, g in zip(model.parameters(), grads):
+            p.requires_grad_(g)
+    with torch.no_grad():
+        return mu_p + s_p * u.detach(), s_p * log_r.detach().exp()
+
+
+def refine_level2(model: PLN, x: torch.Tensor, quality: torch.Tensor, height: int, width: int,
+                  mu_x: torch.Tensor, s_x: torch.Tensor, mu2: torch.Tensor, s2: torch.Tensor,
+                  steps: int, lr: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``steps`` Adam steps on q(z2|x) = N(mu2, s2^2) (prior N(0, 1)) for the whole loss,
+    KL2 + KL1 + distortion, with the level-1 statistics (mu_x, s_x) held; returns the refined
+    (mu2, s2). Run before z2 is coded; :func:`refine_level1` then fits level 1 to the coded
+    z2."""
+    if steps <= 0 or x.shape[-2] * x.shape[-1] > MAX_PIXELS:
+        return mu2, s2
+    from .pln import combine_posterior
+    lam = quality_to_lambda(float(quality.reshape(-1)[0]), model.cfg)
+    gen = torch.Generator(device=x.device).manual_seed(seed + 1)
+    target = x[..., :height, :width]
+    u = mu2.detach().clone().requires_grad_(True)
+    log_r = s2.log().detach().clone().requires_grad_(True)
+    opt = torch.optim.Adam([u, log_r], lr=lr)
+    grads = [p.requires_grad for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        with torch.enable_grad():
+            for _ in range(steps):
+                r = log_r.exp()
+                z2 = u + r * torch.randn(u.shape, generator=gen, device=u.device, dtype=u.dtype)
+                mu_p, s_p = model.prior1(z2, quality)
+                mu1, s1 = combine_posterior(mu_x, s_x, mu_p, s_p)
+                e1 = torch.randn(mu1.shape, generator=gen, device=u.device, dtype=u.dtype)
+                x_hat = model.decode(mu1 + s1 * e1, quality)[..., :height, :width]
+                t = s1 / s_p
+                kl1 = (0.5 * (t * t + ((mu1 - mu_p) / s_p) ** 2 - 1) - t.log()).sum()
+                kl2 = (0.5 * (r * r + u * u - 1) - log_r).sum()
+                loss = (kl1 + kl2) / math.log(2) / (height * width) \
+                    + lam * 255.0 ** 2 * (x_hat - target).square().mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+    finally:
+        for p, g in zip(model.parameters(), grads):
+            p.requires_grad_(g)
+    with torch.no_grad():
+        return u.detach(), log_r.detach().exp()
