@@ -58,7 +58,7 @@ class CoderParams:
     refine_steps: int = 0          # gradient steps on the level-1 posterior; encoder only
     refine_lr: float = 0.05        # ... and their Adam rate (model/refine.py)
     refine_l2_steps: int = 0       # gradient steps on the level-2 posterior; encoder only
-    refine_coder_aware: bool = True    # refine as if blocks under B1/2 bits decode to mu_p
+    refine_coder_aware: bool = True    # refine as if blocks under l1_first_shard_kl decode to mu_p
 
 
 @dataclass
@@ -252,7 +252,7 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
     mark("network")
     mu1, s1 = refine_level1(model, x, q, h, w, mu_p, s_p, mu1, s1, p.refine_steps,
                             p.refine_lr, seed, (p.l1_block_h, p.l1_block_w)
-                            if p.refine_coder_aware else None, p.l1_shard_bits / 2)
+                            if p.refine_coder_aware else None, p.l1_first_shard_kl)
     mark("refine")
     bh, bw = p.l1_block_h, p.l1_block_w
     mean = to_blocks((mu1 - mu_p) / s_p, bh, bw)

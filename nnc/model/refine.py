@@ -18,6 +18,7 @@ machine makes the same file twice.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 
@@ -35,6 +36,41 @@ def _block_sum(t: torch.Tensor, bh: int, bw: int) -> torch.Tensor:
     return s.expand(m, h // bh, bh, w // bw, bw).reshape(1, m, h, w)
 
 
+def _kl_nats(u: torch.Tensor, r: torch.Tensor, log_r: torch.Tensor) -> torch.Tensor:
+    """Elementwise KL[N(u, r^2) || N(0, 1)] in nats, given r and its log."""
+    return 0.5 * (r * r + u * u - 1) - log_r
+
+
+def _adam(model: PLN, variables: list[torch.Tensor], steps: int, lr: float,
+          loss: "Callable[[], torch.Tensor]") -> None:
+    """``steps`` Adam steps on ``variables`` for ``loss()``, the model's weights frozen for
+    the duration (their requires_grad flags are restored afterwards)."""
+    opt = torch.optim.Adam(variables, lr=lr)
+    flags = [p.requires_grad for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        with torch.enable_grad():
+            for _ in range(steps):
+                value = loss()
+                opt.zero_grad(set_to_none=True)
+                value.backward()
+                opt.step()
+    finally:
+        for p, f in zip(model.parameters(), flags):
+            p.requires_grad_(f)
+
+
+def _skip(x: torch.Tensor, steps: int) -> bool:
+    return steps <= 0 or x.shape[-2] * x.shape[-1] > MAX_PIXELS
+
+
+def _distortion(model: PLN, z1: torch.Tensor, quality: torch.Tensor, target: torch.Tensor,
+                lam: float) -> torch.Tensor:
+    x_hat = model.decode(z1, quality)[..., :target.shape[-2], :target.shape[-1]]
+    return lam * 255.0 ** 2 * (x_hat - target).square().mean()
+
+
 def refine_level1(model: PLN, x: torch.Tensor, quality: torch.Tensor, height: int, width: int,
                   mu_p: torch.Tensor, s_p: torch.Tensor, mu1: torch.Tensor, s1: torch.Tensor,
                   steps: int, lr: float, seed: int = 0, block: tuple[int, int] | None = None,
@@ -42,40 +78,31 @@ def refine_level1(model: PLN, x: torch.Tensor, quality: torch.Tensor, height: in
     """``steps`` Adam steps (rate ``lr``) on the loss above; returns the refined (mu1, s1).
 
     x: the padded image (1, 3, H, W) in [0, 1]; only its top-left height x width counts.
+    ``block`` (rows, columns): coder-aware, blocks whose KL is under ``coded_kl_bits`` count
+    as the coder treats them, decoded at mu_p and free.
     Returns the inputs unchanged when ``steps`` is 0 or the image is over MAX_PIXELS."""
-    if steps <= 0 or x.shape[-2] * x.shape[-1] > MAX_PIXELS:
+    if _skip(x, steps):
         return mu1, s1
     lam = quality_to_lambda(float(quality.reshape(-1)[0]), model.cfg)
     gen = torch.Generator(device=x.device).manual_seed(seed)
     target = x[..., :height, :width]
     u = ((mu1 - mu_p) / s_p).detach().clone().requires_grad_(True)
     log_r = (s1 / s_p).log().detach().clone().requires_grad_(True)
-    opt = torch.optim.Adam([u, log_r], lr=lr)
-    grads = [p.requires_grad for p in model.parameters()]
-    for p in model.parameters():
-        p.requires_grad_(False)
-    try:
-        with torch.enable_grad():
-            for _ in range(steps):
-                r = log_r.exp()
-                eps = torch.randn(u.shape, generator=gen, device=u.device, dtype=u.dtype)
-                kl = (0.5 * (r * r + u * u - 1) - log_r) / math.log(2)
-                if block is None:
-                    z1 = mu_p + s_p * (u + r * eps)
-                    kl_bits = kl.sum()
-                else:     # as the coder will: blocks under coded_kl_bits decode to mu_p
-                    coded = (_block_sum(kl.detach(), *block) >= coded_kl_bits).to(u.dtype)
-                    z1 = mu_p + s_p * coded * (u + r * eps)
-                    kl_bits = (kl * coded).sum()
-                x_hat = model.decode(z1, quality)[..., :height, :width]
-                loss = kl_bits / (height * width) \
-                    + lam * 255.0 ** 2 * (x_hat - target).square().mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-    finally:
-        for p, g in zip(model.parameters(), grads):
-            p.requires_grad_(g)
+
+    def loss() -> torch.Tensor:
+        r = log_r.exp()
+        eps = torch.randn(u.shape, generator=gen, device=u.device, dtype=u.dtype)
+        kl = _kl_nats(u, r, log_r) / math.log(2)
+        if block is None:
+            z1 = mu_p + s_p * (u + r * eps)
+            kl_bits = kl.sum()
+        else:     # as the coder will: blocks under coded_kl_bits decode to mu_p
+            coded = (_block_sum(kl.detach(), *block) >= coded_kl_bits).to(u.dtype)
+            z1 = mu_p + s_p * coded * (u + r * eps)
+            kl_bits = (kl * coded).sum()
+        return kl_bits / (height * width) + _distortion(model, z1, quality, target, lam)
+
+    _adam(model, [u, log_r], steps, lr, loss)
     with torch.no_grad():
         return mu_p + s_p * u.detach(), s_p * log_r.detach().exp()
 
@@ -87,36 +114,26 @@ def refine_level2(model: PLN, x: torch.Tensor, quality: torch.Tensor, height: in
     KL2 + KL1 + distortion, with the level-1 statistics (mu_x, s_x) held; returns the refined
     (mu2, s2). Run before z2 is coded; :func:`refine_level1` then fits level 1 to the coded
     z2."""
-    if steps <= 0 or x.shape[-2] * x.shape[-1] > MAX_PIXELS:
+    if _skip(x, steps):
         return mu2, s2
     lam = quality_to_lambda(float(quality.reshape(-1)[0]), model.cfg)
     gen = torch.Generator(device=x.device).manual_seed(seed + 1)
     target = x[..., :height, :width]
     u = mu2.detach().clone().requires_grad_(True)
     log_r = s2.log().detach().clone().requires_grad_(True)
-    opt = torch.optim.Adam([u, log_r], lr=lr)
-    grads = [p.requires_grad for p in model.parameters()]
-    for p in model.parameters():
-        p.requires_grad_(False)
-    try:
-        with torch.enable_grad():
-            for _ in range(steps):
-                r = log_r.exp()
-                z2 = u + r * torch.randn(u.shape, generator=gen, device=u.device, dtype=u.dtype)
-                mu_p, s_p = model.prior1(z2, quality)
-                mu1, s1 = combine_posterior(mu_x, s_x, mu_p, s_p)
-                e1 = torch.randn(mu1.shape, generator=gen, device=u.device, dtype=u.dtype)
-                x_hat = model.decode(mu1 + s1 * e1, quality)[..., :height, :width]
-                t = s1 / s_p
-                kl1 = (0.5 * (t * t + ((mu1 - mu_p) / s_p) ** 2 - 1) - t.log()).sum()
-                kl2 = (0.5 * (r * r + u * u - 1) - log_r).sum()
-                loss = (kl1 + kl2) / math.log(2) / (height * width) \
-                    + lam * 255.0 ** 2 * (x_hat - target).square().mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-    finally:
-        for p, g in zip(model.parameters(), grads):
-            p.requires_grad_(g)
+
+    def loss() -> torch.Tensor:
+        r = log_r.exp()
+        z2 = u + r * torch.randn(u.shape, generator=gen, device=u.device, dtype=u.dtype)
+        mu_p, s_p = model.prior1(z2, quality)
+        mu1, s1 = combine_posterior(mu_x, s_x, mu_p, s_p)
+        e1 = torch.randn(mu1.shape, generator=gen, device=u.device, dtype=u.dtype)
+        t = s1 / s_p
+        kl1 = _kl_nats((mu1 - mu_p) / s_p, t, t.log()).sum()
+        kl2 = _kl_nats(u, r, log_r).sum()
+        return (kl1 + kl2) / math.log(2) / (height * width) \
+            + _distortion(model, mu1 + s1 * e1, quality, target, lam)
+
+    _adam(model, [u, log_r], steps, lr, loss)
     with torch.no_grad():
         return u.detach(), log_r.detach().exp()
