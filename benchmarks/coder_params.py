@@ -4,8 +4,9 @@ the coder parameters (all of them header fields, so any variant decodes with any
     python benchmarks/coder_params.py --out benchmarks/results/coder-params.json
 
 For each variant: mean bpp and RGB PSNR per rate parameter, and BD-rate (PSNR) against the
-thesis's equal shards (the coder's settings before they were refit for pln-gpu-1). Used to
-refit the parameters when the model changes.
+thesis's equal shards (the coder's settings before they were refit for pln-gpu-1) and, where
+benchmarks/results/rd.json holds WebP on the same images, against WebP. Used to refit the
+parameters when the model changes.
 """
 from __future__ import annotations
 
@@ -24,6 +25,17 @@ from nnc.image_io import RasterImage
 from nnc.metrics import bd_rate, psnr
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
+RD_JSON = Path(__file__).resolve().parent / "results" / "rd.json"
+
+
+def webp_curve(images: list[str]) -> tuple[list[float], list[float]] | None:
+    """WebP's mean (bpp, PSNR) per setting over ``images``, from rd.json (None without it)."""
+    if not RD_JSON.exists():
+        return None
+    per = json.loads(RD_JSON.read_text())["codecs"]["webp"]["per_image"]
+    pts = [per[f"{n}.png"] for n in images]
+    return ([float(np.mean([p[i]["bpp"] for p in pts])) for i in range(len(pts[0]))],
+            [float(np.mean([p[i]["psnr"] for p in pts])) for i in range(len(pts[0]))])
 VARIANTS = {
     "equal-shards": {"l1_shard_decay": 1.0},   # the reference
     "decay0.9": {"l1_shard_decay": 0.9},
@@ -62,15 +74,18 @@ VARIANTS = {
     "rd-kappa1": {"l1_rd_kappa": 1.0},
     "rd-kappa1.5": {"l1_rd_kappa": 1.5},
     "rd-kappa2": {"l1_rd_kappa": 2.0},
-    # per-image refinement of the level-1 posterior (model/refine.py; encoder only)
-    "refine10": {"refine_steps": 10, "refine_coder_aware": False},
-    "refine20": {"refine_steps": 20, "refine_coder_aware": False},
-    "refine10-lr0.1": {"refine_steps": 10, "refine_lr": 0.1, "refine_coder_aware": False},
-    "refine40": {"refine_steps": 40, "refine_coder_aware": False},
-    "refine10+l2-10": {"refine_steps": 10, "refine_l2_steps": 10, "refine_coder_aware": False},
-    "refine20-lr0.03": {"refine_steps": 20, "refine_lr": 0.03, "refine_coder_aware": False},
-    "refine10-aware": {"refine_steps": 10, "refine_coder_aware": True},
-    "refine10-aware+l2-10": {"refine_steps": 10, "refine_l2_steps": 10},   # --refine 10
+    # per-image refinement (model/refine.py; encoder only): steps per level and step size
+    "refine-none": {},
+    "refine2-step0.5": {"refine_steps": 2, "refine_l2_steps": 2, "refine_step": 0.5},
+    "refine3-step0.5": {"refine_steps": 3, "refine_l2_steps": 3, "refine_step": 0.5},
+    "refine5-step0.2": {"refine_steps": 5, "refine_l2_steps": 5, "refine_step": 0.2},
+    "refine5-step0.3": {"refine_steps": 5, "refine_l2_steps": 5, "refine_step": 0.3},
+    "refine5-step0.5": {"refine_steps": 5, "refine_l2_steps": 5, "refine_step": 0.5},
+    "refine10-step0.5": {"refine_steps": 10, "refine_l2_steps": 10, "refine_step": 0.5},
+    "refine5-level1-only": {"refine_steps": 5, "refine_step": 0.5},
+    "refine5-level2-only": {"refine_l2_steps": 5, "refine_step": 0.5},
+    "refine5-not-coder-aware": {"refine_steps": 5, "refine_l2_steps": 5, "refine_step": 0.5,
+                                "refine_coder_aware": False},
 }
 
 
@@ -88,6 +103,7 @@ def main():
     imgs = [np.asarray(Image.open(KODAK / f"{n}.png").convert("RGB")) for n in args.images]
     res = {"images": args.images, "qualities": args.qualities,
            "model": codec._default_name(), "variants": {}}
+    webp = webp_curve(args.images)
     if args.merge:
         res["variants"] = json.loads(args.merge.read_text())["variants"]
     for name in args.variants:
@@ -104,13 +120,18 @@ def main():
             pts.append({"quality": q, "bpp": float(np.mean(b)), "psnr": float(np.mean(s))})
         res["variants"][name] = {"params": asdict(p), "points": pts,
                                  "wall_s": round(time.perf_counter() - t0, 1)}
+        rates, quals = [x["bpp"] for x in pts], [x["psnr"] for x in pts]
         base = res["variants"].get("equal-shards")
         if base:
             bd = bd_rate([x["bpp"] for x in base["points"]], [x["psnr"] for x in base["points"]],
-                         [x["bpp"] for x in pts], [x["psnr"] for x in pts])
+                         rates, quals)
             res["variants"][name]["bd_rate_vs_equal_shards"] = bd
+        if webp:
+            res["variants"][name]["bd_rate_vs_webp"] = bd_rate(*webp, rates, quals)
+        v = res["variants"][name]
         print(name, " ".join(f"{x['bpp']:.3f}/{x['psnr']:.2f}" for x in pts),
-              f"BD {res['variants'][name].get('bd_rate_vs_equal_shards', 0):+.1f}%", flush=True)
+              f"BD {v.get('bd_rate_vs_equal_shards', float('nan')):+.1f}%",
+              f"vs WebP {v.get('bd_rate_vs_webp', float('nan')):+.1f}%", flush=True)
         args.out.write_text(json.dumps(res, indent=2) + "\n")
 
 

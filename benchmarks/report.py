@@ -35,7 +35,28 @@ def rd_tables(rd: dict) -> list[str]:
         for s in shares:
             out.append(f"| {s['setting']:.2f} | " + " | ".join(f"{100 * s[k]:.1f}%" for k in keys)
                        + " |")
-    out += ["", *rd_bench.nnc_bd_table(rd)]
+    out += ["", *refine_table(rd), "", *rd_bench.nnc_bd_table(rd)]
+    return out
+
+
+def refine_table(rd: dict) -> list[str]:
+    """nnc --refine N per quality, beside the default at the same quality."""
+    e = rd["codecs"].get("nnc_refine")
+    if not e:
+        return []
+    plain = {p["setting"]: p for p in rd["codecs"]["nnc"]["points"]}
+    out = [f"With `--refine {e['refine_steps']}` ({rd['images']['count']} images, `nnc_refine` "
+           "in rd.json):", "",
+           "| quality | bpp (file) | PSNR | MS-SSIM | bpp (ΣKL, refined posterior) | "
+           "file / ΣKL | encode s | decode s | against the default: bpp, PSNR |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for p in e["points"]:
+        d = plain.get(p["setting"])
+        vs = (f"{100 * (p['bpp'] / d['bpp'] - 1):+.1f}%, {p['psnr'] - d['psnr']:+.2f} dB"
+              if d else "")
+        out.append(f"| {p['setting']:.2f} | {p['bpp']:.3f} | {p['psnr']:.2f} | "
+                   f"{p['ms_ssim']:.4f} | {p['kl_bpp']:.3f} | {p['file_over_kl']:.3f} | "
+                   f"{p['encode_s']:.1f} | {p['decode_s']:.2f} | {vs} |")
     return out
 
 

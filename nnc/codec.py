@@ -55,9 +55,9 @@ class CoderParams:
     l2_group_kl_bits: float = 11.0
     l2_outlier_kl_bits: float = 11.0
     l2_sharpen: float = 3.0        # choose level-2 candidates by (q/p)^sharpen; encoder only
-    refine_steps: int = 0          # gradient steps on the level-1 posterior; encoder only
-    refine_lr: float = 0.05        # ... and their Adam rate (model/refine.py)
-    refine_l2_steps: int = 0       # gradient steps on the level-2 posterior; encoder only
+    refine_steps: int = 0          # refinement steps on the level-1 posterior; encoder only
+    refine_step: float = 0.5       # ... their size (model/refine.py; 1 = diagonal Newton)
+    refine_l2_steps: int = 0       # refinement steps on the level-2 posterior; encoder only
     refine_coder_aware: bool = True    # refine as if blocks under l1_first_shard_kl decode to mu_p
 
 
@@ -239,7 +239,7 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
     (mu_x, s_x), (mu2, s2) = model.encode(x, q)
     mark("network")
     mu2, s2 = refine_level2(model, x, q, h, w, mu_x, s_x, mu2, s2, p.refine_l2_steps,
-                            p.refine_lr, seed)
+                            p.refine_step)
     mark("refine")
     code2, z2 = importance_encode(mu2, s2, seed, p.l2_index_bits, p.l2_group_kl_bits,
                                   p.l2_max_group, p.l2_outlier_kl_bits, p.l2_sharpen)
@@ -251,7 +251,7 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
     mu1, s1 = combine_posterior(mu_x, s_x, mu_p, s_p)
     mark("network")
     mu1, s1 = refine_level1(model, x, q, h, w, mu_p, s_p, mu1, s1, p.refine_steps,
-                            p.refine_lr, seed, (p.l1_block_h, p.l1_block_w)
+                            p.refine_step, (p.l1_block_h, p.l1_block_w)
                             if p.refine_coder_aware else None, p.l1_first_shard_kl)
     mark("refine")
     bh, bw = p.l1_block_h, p.l1_block_w

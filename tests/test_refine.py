@@ -1,4 +1,4 @@
-"""Per-image refinement of the level-1 posterior (nnc/model/refine.py): encoder only."""
+"""Per-image refinement of the posteriors (nnc/model/refine.py): encoder only."""
 import math
 from pathlib import Path
 
@@ -49,45 +49,70 @@ def test_refinement_lowers_the_models_loss(kodim23_crop):
     h, w, _ = img.shape
     model, x, q, mu_p, s_p, mu1, s1 = _posterior(img, 0.8)
     before = _expected_loss(model, x, q, h, w, mu_p, s_p, mu1, s1)
-    m2, s2 = refine.refine_level1(model, x, q, h, w, mu_p, s_p, mu1, s1, steps=10, lr=0.05)
+    m2, s2 = refine.refine_level1(model, x, q, h, w, mu_p, s_p, mu1, s1, steps=5, step=0.2)
     after = _expected_loss(model, x, q, h, w, mu_p, s_p, m2, s2)
     # measured: 2.5% lower on the kodim23 crop, 0.1% on the synthetic stand-in (no ../shared)
     assert after < (0.99 if KODAK else 1.0) * before
+
+
+def _mean_loss(model, x, q, h, w, mu_p, s_p, mu1):
+    """The level-1 refinement's loss without the coder's mask, in nats."""
+    lam = quality_to_lambda(float(q[0]), model.cfg)
+    with torch.no_grad():
+        x_hat = model.decode(mu1, q)[..., :h, :w]
+        d = (x_hat - x[..., :h, :w]).square().mean().item()
+    return 0.5 * ((mu1 - mu_p) / s_p).square().sum().item() + h * w * math.log(2) * lam * 255.0 ** 2 * d
+
+
+def test_an_overlong_step_is_taken_back(kodim23_crop):
+    """A step far too long (a diagonal Newton step is 1) raises the loss; backtracking halves
+    it until one helps (64 -> 0.5 in 8 tries), and the result is never worse than the start."""
+    img = kodim23_crop
+    h, w, _ = img.shape
+    model, x, q, mu_p, s_p, mu1, s1 = _posterior(img, 0.8)
+    before = _mean_loss(model, x, q, h, w, mu_p, s_p, mu1)
+    for step in (0.5, 64.0):
+        m2, s2 = refine.refine_level1(model, x, q, h, w, mu_p, s_p, mu1, s1, steps=8, step=step)
+        assert s2 is s1
+        assert _mean_loss(model, x, q, h, w, mu_p, s_p, m2) < before
+    # with no steps that help, the start comes back unchanged
+    m2, _ = refine.refine_level1(model, x, q, h, w, mu_p, s_p, mu1, s1, steps=1, step=1e6)
+    assert torch.allclose(m2, mu1, atol=1e-5)
 
 
 def test_zero_steps_and_large_images_are_left_alone(kodim23_crop, monkeypatch):
     img = kodim23_crop
     h, w, _ = img.shape
     model, x, q, mu_p, s_p, mu1, s1 = _posterior(img, 0.5)
-    m2, s2 = refine.refine_level1(model, x, q, h, w, mu_p, s_p, mu1, s1, steps=0, lr=0.05)
+    m2, s2 = refine.refine_level1(model, x, q, h, w, mu_p, s_p, mu1, s1, steps=0, step=0.2)
     assert m2 is mu1 and s2 is s1
     monkeypatch.setattr(refine, "MAX_PIXELS", x.shape[-1] * x.shape[-2] - 1)
-    m2, s2 = refine.refine_level1(model, x, q, h, w, mu_p, s_p, mu1, s1, steps=5, lr=0.05)
+    m2, s2 = refine.refine_level1(model, x, q, h, w, mu_p, s_p, mu1, s1, steps=5, step=0.2)
     assert m2 is mu1 and s2 is s1
 
 
 def test_refined_files_decode_better_and_repeat(kodim23_crop):
     img = RasterImage(kodim23_crop, False, None)
     plain = codec.compress(img, 0.9)
-    p = codec.refined(10)
+    p = codec.refined(5)
     a = codec.compress(img, 0.9, params=p)
-    assert codec.compress(img, 0.9, params=p) == a          # same machine, same file
+    assert codec.compress(img, 0.9, params=p) == a          # deterministic: the same file
     assert a != plain
     ra, rp = codec.decompress(a).rgb, codec.decompress(plain).rgb
-    ba, bp = len(a), len(plain)
-    gain_db = psnr(kodim23_crop, ra) - psnr(kodim23_crop, rp)
-    saving = 1 - ba / bp
-    if KODAK:   # on a photo: no worse in either, and a clear gain in one of them
-        assert gain_db > -0.05 and saving > -0.02
-        assert gain_db > 0.1 or saving > 0.02
+    if KODAK:   # on a photo it beats the plain curve: fewer bits and a better PSNR than q=1
+        # measured: 4540 bytes, 36.24 dB; plain 4452 bytes, 35.31 dB; plain q=1 5104, 35.83
+        top = codec.compress(img, 1.0)
+        assert len(a) < len(top)
+        assert psnr(kodim23_crop, ra) > psnr(kodim23_crop, codec.decompress(top).rgb) + 0.2
     else:       # the synthetic stand-in (noise on gradients) gains little: no harm
-        assert gain_db > -0.3 and saving > -0.05
+        assert psnr(kodim23_crop, ra) > psnr(kodim23_crop, rp) - 0.3
+        assert len(a) < 1.05 * len(plain)
 
 
 def test_model_parameters_keep_their_grad_flags(kodim23_crop):
     model, x, q, mu_p, s_p, mu1, s1 = _posterior(smooth_image(64, 64), 0.5)
     flags = [p.requires_grad for p in model.parameters()]
-    refine.refine_level1(model, x, q, 64, 64, mu_p, s_p, mu1, s1, steps=2, lr=0.05)
+    refine.refine_level1(model, x, q, 64, 64, mu_p, s_p, mu1, s1, steps=2, step=0.2)
     assert [p.requires_grad for p in model.parameters()] == flags
 
 
@@ -107,9 +132,9 @@ def test_level2_refinement_lowers_the_models_loss(kodim23_crop):
             kl2 = (0.5 * (v2 * v2 + m2 * m2 - 1) - v2.log()).sum().item() / math.log(2)
         return _expected_loss(model, x, q, h, w, mu_p, s_p, mu1, s1) + kl2 / (h * w)
 
-    m2, v2 = refine.refine_level2(model, x, q, h, w, mu_x, s_x, mu2, s2, steps=10, lr=0.05)
+    m2, v2 = refine.refine_level2(model, x, q, h, w, mu_x, s_x, mu2, s2, steps=5, step=0.2)
     assert loss(m2, v2) < loss(mu2, s2)
-    assert refine.refine_level2(model, x, q, h, w, mu_x, s_x, mu2, s2, 0, 0.05) == (mu2, s2)
+    assert refine.refine_level2(model, x, q, h, w, mu_x, s_x, mu2, s2, 0, 0.2) == (mu2, s2)
 
 
 def test_cli_default_refine_steps_follow_the_device():
