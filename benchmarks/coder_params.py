@@ -2,6 +2,10 @@
 the coder parameters (all of them header fields, so any variant decodes with any nnc).
 
     python benchmarks/coder_params.py --out benchmarks/results/coder-params.json
+    python benchmarks/coder_params.py --qualities 0.2 0.4 0.6 0.8 1 \
+        --variants refine-none refine2-step0.5 refine3-step0.5 refine5-step0.5 \
+        refine10-step0.5 refine5-level1-only refine5-level2-only \
+        --out benchmarks/results/refine-params.json
 
 For each variant: mean bpp and RGB PSNR per rate parameter, and BD-rate (PSNR) against the
 thesis's equal shards (the coder's settings before they were refit for pln-gpu-1) and, where
@@ -78,14 +82,10 @@ VARIANTS = {
     "refine-none": {},
     "refine2-step0.5": {"refine_steps": 2, "refine_l2_steps": 2, "refine_step": 0.5},
     "refine3-step0.5": {"refine_steps": 3, "refine_l2_steps": 3, "refine_step": 0.5},
-    "refine5-step0.2": {"refine_steps": 5, "refine_l2_steps": 5, "refine_step": 0.2},
-    "refine5-step0.3": {"refine_steps": 5, "refine_l2_steps": 5, "refine_step": 0.3},
     "refine5-step0.5": {"refine_steps": 5, "refine_l2_steps": 5, "refine_step": 0.5},
     "refine10-step0.5": {"refine_steps": 10, "refine_l2_steps": 10, "refine_step": 0.5},
     "refine5-level1-only": {"refine_steps": 5, "refine_step": 0.5},
     "refine5-level2-only": {"refine_l2_steps": 5, "refine_step": 0.5},
-    "refine5-not-coder-aware": {"refine_steps": 5, "refine_l2_steps": 5, "refine_step": 0.5,
-                                "refine_coder_aware": False},
 }
 
 

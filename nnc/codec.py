@@ -93,7 +93,7 @@ def pick_device(device: str | None = None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-REFINE_STEPS_GPU = 10    # the CLI's default refinement steps per level on a GPU (0 on the CPU)
+REFINE_STEPS_GPU = 5     # the CLI's default refinement steps per level on a GPU (0 on the CPU)
 
 
 def refined(steps: int, params: "CoderParams | None" = None) -> "CoderParams":

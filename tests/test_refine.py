@@ -140,12 +140,16 @@ def test_level2_refinement_lowers_the_models_loss(kodim23_crop):
 def test_cli_default_refine_steps_follow_the_device():
     assert codec.default_refine_steps("cpu") == 0
     assert codec.default_refine_steps("cuda") == codec.REFINE_STEPS_GPU > 0
+    from click.testing import CliRunner
+    from nnc.cli import main
+    text = " ".join(CliRunner().invoke(main, ["compress", "--help"]).output.split())
+    assert f"[default: {codec.REFINE_STEPS_GPU} on a GPU, 0 on the CPU]" in text
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_refined_on_cuda_decodes_on_cpu(kodim23_crop):
     img = RasterImage(kodim23_crop, False, None)
-    data = codec.compress(img, 0.8, device="cuda", params=codec.refined(10))
+    data = codec.compress(img, 0.8, device="cuda", params=codec.refined(codec.REFINE_STEPS_GPU))
     plain = codec.compress(img, 0.8, device="cuda")
     rec = codec.decompress(data, device="cpu").rgb
     assert psnr(kodim23_crop, rec) > psnr(kodim23_crop, codec.decompress(plain, device="cpu").rgb) - 0.1

@@ -33,7 +33,8 @@ import torch
 from .pln import PLN, combine_posterior, quality_to_lambda
 
 # refinement backpropagates through g_s at full resolution: above this many (padded)
-# pixels it is skipped; at the cap a whole compress peaked at 1.69 GB (0.84 GB without)
+# pixels it is skipped; at the cap a whole compress --refine 5 peaked at 1.61 GB (without
+# refinement 0.84 GB)
 MAX_PIXELS = 1 << 20
 
 
