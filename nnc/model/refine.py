@@ -117,7 +117,7 @@ def refine_level1(model: PLN, x: torch.Tensor, quality: torch.Tensor, height: in
         else:     # as the coder will: blocks under coded_kl_bits decode to mu_p
             kl_bits = _kl_nats(u.detach(), r) / math.log(2)
             coded = (_block_sum(kl_bits, *block) >= coded_kl_bits).to(u.dtype)
-        # the KL's terms in r are constant here
+        # the KL's terms in r are left out: constant while the mask holds
         return 0.5 * (coded * u * u).sum() \
             + _distortion_nats(model, mu_p + s_p * coded * u, quality, target)
 
