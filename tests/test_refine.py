@@ -100,11 +100,12 @@ def test_refined_files_decode_better_and_repeat(kodim23_crop):
     assert a != plain
     ra, rp = codec.decompress(a).rgb, codec.decompress(plain).rgb
     if KODAK:   # on a photo it beats the plain curve: fewer bits and a better PSNR than q=1
-        # measured: 4540 bytes, 36.24 dB; plain 4452 bytes, 35.31 dB; plain q=1 5104, 35.83
+        # measured: 4564 bytes, 36.28 dB; plain 4452 bytes, 35.31 dB; plain q=1 5104, 35.83
         top = codec.compress(img, 1.0)
         assert len(a) < len(top)
         assert psnr(kodim23_crop, ra) > psnr(kodim23_crop, codec.decompress(top).rgb) + 0.2
-    else:       # the synthetic stand-in (noise on gradients) gains little: no harm
+    else:       # the synthetic stand-in (noise on gradients; measured 1648 bytes, 31.99 dB
+                # against 1708, 32.10) gains little: no harm
         assert psnr(kodim23_crop, ra) > psnr(kodim23_crop, rp) - 0.3
         assert len(a) < 1.05 * len(plain)
 
