@@ -30,7 +30,7 @@ from typing import Callable
 
 import torch
 
-from .pln import PLN, combine_posterior, quality_to_lambda
+from .pln import PLN, combine_posterior, gaussian_kl_nats, quality_to_lambda
 
 # refinement backpropagates through g_s at full resolution: above this many (padded)
 # pixels it is skipped; at the cap a whole compress --refine 5 peaked at 1.61 GB (without
@@ -43,11 +43,6 @@ def _block_sum(t: torch.Tensor, bh: int, bw: int) -> torch.Tensor:
     _, m, h, w = t.shape
     s = t.reshape(m, h // bh, bh, w // bw, bw).sum((2, 4), keepdim=True)
     return s.expand(m, h // bh, bh, w // bw, bw).reshape(1, m, h, w)
-
-
-def _kl_nats(u: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-    """Elementwise KL[N(u, r^2) || N(0, 1)] in nats."""
-    return 0.5 * (r * r + u * u - 1) - r.log()
 
 
 def _descend(model: PLN, u: torch.Tensor, variance: torch.Tensor, steps: int, step: float,
@@ -115,7 +110,7 @@ def refine_level1(model: PLN, x: torch.Tensor, quality: torch.Tensor, height: in
         if block is None:
             coded = 1.0
         else:     # as the coder will: blocks under coded_kl_bits decode to mu_p
-            kl_bits = _kl_nats(u.detach(), r) / math.log(2)
+            kl_bits = gaussian_kl_nats(u.detach(), r, 0.0, 1.0) / math.log(2)
             coded = (_block_sum(kl_bits, *block) >= coded_kl_bits).to(u.dtype)
         # the KL's terms in r are left out: constant while the mask holds
         return 0.5 * (coded * u * u).sum() \
@@ -139,7 +134,7 @@ def refine_level2(model: PLN, x: torch.Tensor, quality: torch.Tensor, height: in
     def loss(u: torch.Tensor) -> torch.Tensor:
         mu_p, s_p = model.prior1(u, quality)
         mu1, s1 = combine_posterior(mu_x, s_x, mu_p, s_p)
-        kl1 = _kl_nats((mu1 - mu_p) / s_p, s1 / s_p).sum()
+        kl1 = gaussian_kl_nats(mu1, s1, mu_p, s_p).sum()
         return 0.5 * (u * u).sum() + kl1 + _distortion_nats(model, mu1, quality, target)
 
     return _descend(model, mu2, (s2 * s2).detach(), steps, step, loss), s2
