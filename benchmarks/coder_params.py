@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -28,6 +29,9 @@ from nnc import codec
 from nnc.image_io import RasterImage
 from nnc.metrics import bd_rate, psnr
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import rd  # noqa: E402  (mean curves over images)
+
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
 RD_JSON = Path(__file__).resolve().parent / "results" / "rd.json"
 
@@ -36,10 +40,12 @@ def webp_curve(images: list[str]) -> tuple[list[float], list[float]] | None:
     """WebP's mean (bpp, PSNR) per setting over ``images``, from rd.json (None without it)."""
     if not RD_JSON.exists():
         return None
-    per = json.loads(RD_JSON.read_text())["codecs"]["webp"]["per_image"]
-    pts = [per[f"{n}.png"] for n in images]
-    return ([float(np.mean([p[i]["bpp"] for p in pts])) for i in range(len(pts[0]))],
-            [float(np.mean([p[i]["psnr"] for p in pts])) for i in range(len(pts[0]))])
+    webp = json.loads(RD_JSON.read_text())["codecs"]["webp"]
+    pts = rd.mean_points({**webp, "per_image": {n: webp["per_image"][f"{n}.png"]
+                                                for n in images}})
+    return [p["bpp"] for p in pts], [p["psnr"] for p in pts]
+
+
 VARIANTS = {
     "equal-shards": {"l1_shard_decay": 1.0},   # the reference
     "decay0.9": {"l1_shard_decay": 0.9},

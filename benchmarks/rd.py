@@ -211,20 +211,20 @@ def run_nnc(images, qualities, refine: int = 0) -> dict:
             rows.append({
                 "setting": q, "bpp": 8 * len(data) / pixels, **score(rgb, dec.rgb),
                 "kl_bpp": kl / pixels, "kl1_bits": st.kl1_bits, "kl2_bits": st.kl2_bits,
-                "file_over_kl": 8 * len(data) / kl, **extra, "sections": sections, "l1_outlier_bytes": st.l1_outlier_bits / 8,
+                "file_over_kl": 8 * len(data) / kl, **extra, "sections": sections,
+                "l1_outlier_bytes": st.l1_outlier_bits / 8,
                 "encode_s": t1 - t0, "decode_s": t2 - t1})
             r = rows[-1]
             print(f"  nnc {fname} q={q:.2f} bpp={r['bpp']:.3f} ΣKL={r['kl_bpp']:.3f} "
                   f"psnr={r['psnr']:.2f}", flush=True)
         per_image[fname] = rows
+    entry = {"label": f"nnc ({default_model_name()})", "kind": "nnc",
+             "version": f"{default_model_name()} sha256 {digest.hex()[:16]}",
+             "settings": list(qualities), "per_image": per_image}
     if refine:
-        return {"label": f"nnc ({default_model_name()}, --refine {refine})",
-                "kind": "nnc_refine", "refine_steps": refine,
-                "version": f"{default_model_name()} sha256 {digest.hex()[:16]}",
-                "settings": list(qualities), "per_image": per_image}
-    return {"label": f"nnc ({default_model_name()})", "kind": "nnc",
-            "version": f"{default_model_name()} sha256 {digest.hex()[:16]}",
-            "settings": list(qualities), "per_image": per_image}
+        entry.update(label=f"nnc ({default_model_name()}, --refine {refine})",
+                     kind="nnc_refine", refine_steps=refine)
+    return entry
 
 
 def mean_points(entry: dict) -> list[dict]:
