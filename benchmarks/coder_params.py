@@ -92,6 +92,10 @@ VARIANTS = {
     "refine10-step0.5": {"refine_steps": 10, "refine_l2_steps": 10, "refine_step": 0.5},
     "refine5-level1-only": {"refine_steps": 5, "refine_step": 0.5},
     "refine5-level2-only": {"refine_l2_steps": 5, "refine_step": 0.5},
+    # cheaper refinement for the CPU default (2026-11-30)
+    "refine1-step0.5": {"refine_steps": 1, "refine_l2_steps": 1, "refine_step": 0.5},
+    "refine2-beam8": {"refine_steps": 2, "refine_l2_steps": 2, "refine_step": 0.5, "l1_beam": 8},
+    "refine-l2x1-l1x2": {"refine_steps": 2, "refine_l2_steps": 1, "refine_step": 0.5},
 }
 
 

@@ -5,6 +5,7 @@ squared distance of the coded sample to the posterior mean relative to that of a
 posterior sample (1.0 = as good as exact sampling; < 1 = closer to the mean than a sample).
 
     python benchmarks/coders.py            # writes benchmarks/results/coders.json
+    python benchmarks/coders.py --per-rate-only    # only the per-rate table of every coder
 """
 from __future__ import annotations
 
@@ -81,12 +82,82 @@ def importance_rows(n=4096):
     return rows
 
 
+def _ncdf(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (1 + torch.erf(x / math.sqrt(2)))
+
+
+def dithered_sample(mean, std, delta, seed):
+    """Dithered (universal) quantization in prior-standardized coordinates, the candidate
+    level-1 coder measured for issue 13 (a prototype here, not in nnc): with a shared dither
+    u ~ U(-1/2, 1/2), k = round(mean / delta + u) and the decoder's value is delta (k - u),
+    an exact sample of mean + U(-delta/2, delta/2). Its index is entropy-coded with the
+    table the prior implies, N(0, 1 - delta^2 / 12) for the mean, given the dither.
+    Returns (sample, bits per dimension)."""
+    g = torch.Generator().manual_seed(seed + 7)
+    u = torch.rand(mean.shape, generator=g) - 0.5
+    k = torch.round(mean / delta + u)
+    s = torch.sqrt((1 - delta.square() / 12).clamp(min=0.05))
+    p = _ncdf(delta * (k - u + 0.5) / s) - _ncdf(delta * (k - u - 0.5) / s)
+    return delta * (k - u), -torch.log2(p.clamp(min=1e-12))
+
+
+def per_rate_rows(n=16384):
+    """Every coder at 0.5, 1, 2, 4 and 6 bits of KL per dimension, side information left
+    out: bits / KL and squared error relative to an exact posterior sample.
+
+    greedy: the shipped level-1 setting (8-dim blocks, 8-bit shards, decay 0.5, beam 16,
+    lookahead; shards = round(KL / 8)). importance: the level-2 coder (12-bit indices,
+    11-bit groups of at most 64 dims). dithered: the step matched to each dimension's
+    posterior (delta = sqrt(12) std, an oracle: the decoder would need the step), and one
+    step per 8-dim block from the half-octave grid 2^(1.5 - j/2) chosen for the block's
+    mean std (what a real format could send, at 8-15% of the file in the Kodak prototype)."""
+    rows = []
+    for kl_dim in (0.5, 1.0, 2.0, 4.0, 6.0):
+        mean, std = posteriors(n, kl_dim, seed=3)
+        kl = kl_bits_standardized(mean, std)
+        m, s = mean.reshape(-1, 8), std.reshape(-1, 8)
+        shards = shard_counts(kl_bits_standardized(m, s).sum(1), 8, 63)
+        _, sample = greedy_encode(m, s, shards, seed=0, bits=8, decay=0.5, beam=16)
+        rows.append({"coder": "greedy", "kl_per_dim_bits": kl_dim,
+                     "bits_over_kl": shards.sum().item() * 8 / kl.sum().item(),
+                     "mse_ratio": mse_ratio(sample.flatten(), mean, std, 3)})
+        code, sample = importance_encode(mean, std, 0, 12, 11.0, 64, outlier_kl_bits=11.0)
+        bits = len(code.indices) * 12 + 32 * len(code.outlier_positions)
+        rows.append({"coder": "importance", "kl_per_dim_bits": kl_dim,
+                     "bits_over_kl": bits / kl.sum().item(),
+                     "mse_ratio": mse_ratio(sample, mean, std, 3)})
+        sample, b = dithered_sample(mean, std, math.sqrt(12) * std, 3)
+        rows.append({"coder": "dithered, matched step per dim (oracle)",
+                     "kl_per_dim_bits": kl_dim, "bits_over_kl": b.sum().item() / kl.sum().item(),
+                     "mse_ratio": mse_ratio(sample, mean, std, 3)})
+        j = torch.round(2 * (1.5 - torch.log2(math.sqrt(12) * s.mean(1)))).clamp(0, 30)
+        delta = (2.0 ** (1.5 - j / 2))[:, None].expand_as(s).flatten()
+        sample, b = dithered_sample(mean, std, delta, 3)
+        rows.append({"coder": "dithered, half-octave step per 8-dim block",
+                     "kl_per_dim_bits": kl_dim, "bits_over_kl": b.sum().item() / kl.sum().item(),
+                     "mse_ratio": mse_ratio(sample, mean, std, 3)})
+    return rows
+
+
 def main():
+    import sys
     torch.set_num_threads(2)
+    if "--per-rate-only" in sys.argv[1:]:      # keep the other grids as they were measured
+        res = json.loads(OUT.read_text())
+        res["per_rate"] = per_rate_rows()
+        OUT.write_text(json.dumps(res, indent=1) + "\n")
+        for r in res["per_rate"]:
+            print(f"{r['coder']:45s} KL/dim={r['kl_per_dim_bits']:<4} "
+                  f"bits/KL={r['bits_over_kl']:.3f} mse_ratio={r['mse_ratio']:.3f}")
+        return
     res = {"machine": f"{platform.machine()}, {torch.get_num_threads()} threads, CPU",
            "note": "bits exclude side information (group sizes, shard counts), which the "
                    "Kodak benchmark measures on real files",
+           "per_rate": per_rate_rows(),
            "greedy": greedy_rows(), "importance": importance_rows()}
+    for r in res["per_rate"]:
+        print(f"{r['coder']:45s} KL/dim={r['kl_per_dim_bits']:<4} "
+              f"bits/KL={r['bits_over_kl']:.3f} mse_ratio={r['mse_ratio']:.3f}")
     OUT.parent.mkdir(exist_ok=True)
     OUT.write_text(json.dumps(res, indent=1) + "\n")
     for r in res["greedy"] + res["importance"]:

@@ -173,10 +173,11 @@ def posterior_decodes(model, rgb: np.ndarray, q: float, sample: bool = True):
     return kl.item() / math.log(2), imgs[0], (imgs[1] if sample else None)
 
 
-def run_nnc(images, qualities, refine: int = 0) -> dict:
-    """nnc with the default coder, or with ``refine`` > 0 steps of per-image refinement
-    (``nnc compress --refine``; recorded under "nnc_refine", without the posterior decodes,
-    which do not depend on the coder)."""
+def run_nnc(images, qualities, refine: int | None = None) -> dict:
+    """nnc as ``nnc compress`` runs on the CPU by default (``refine`` None: the CLI's CPU
+    refinement steps, codec.default_refine_steps("cpu")), or with ``refine`` steps of
+    per-image refinement (``nnc compress --refine``; recorded under "nnc_refine", without the
+    posterior decodes, which do not depend on the coder)."""
     from nnc import codec
     from nnc.image_io import RasterImage
     from nnc.info import describe
@@ -192,8 +193,9 @@ def run_nnc(images, qualities, refine: int = 0) -> dict:
         for q in qualities:
             st = codec.CompressStats()
             t0 = time.perf_counter()
+            steps = codec.default_refine_steps("cpu") if refine is None else refine
             data = codec.compress(img, quality=q, stats=st, device="cpu",
-                                  params=codec.refined(refine))
+                                  params=codec.refined(steps))
             t1 = time.perf_counter()
             dec = codec.decompress(data, device="cpu")
             t2 = time.perf_counter()
@@ -205,7 +207,7 @@ def run_nnc(images, qualities, refine: int = 0) -> dict:
                 raise SystemExit(f"rd.py: {fname}: sections do not add up to the file size")
             kl = st.kl1_bits + st.kl2_bits
             extra = {}
-            if not refine:
+            if refine is None:
                 _, mean_img, sample_img = posterior_decodes(model, rgb, q)
                 extra = {"mean": score(rgb, mean_img), "sample_psnr": psnr(rgb, sample_img)}
             rows.append({
@@ -221,7 +223,7 @@ def run_nnc(images, qualities, refine: int = 0) -> dict:
     entry = {"label": f"nnc ({default_model_name()})", "kind": "nnc",
              "version": f"{default_model_name()} sha256 {digest.hex()[:16]}",
              "settings": list(qualities), "per_image": per_image}
-    if refine:
+    if refine is not None:
         entry.update(label=f"nnc ({default_model_name()}, --refine {refine})",
                      kind="nnc_refine", refine_steps=refine)
     return entry
@@ -464,8 +466,9 @@ def main():
                     choices=["nnc", *CLASSICAL])
     ap.add_argument("--nnc-qualities", type=float, nargs="+", default=NNC_QUALITIES)
     ap.add_argument("--limit", type=int, default=None, help="only the first N images")
-    ap.add_argument("--refine", type=int, default=0,
-                    help="with --codecs nnc: measure nnc compress --refine N (as nnc_refine)")
+    ap.add_argument("--refine", type=int, default=None,
+                    help="with --codecs nnc: measure nnc compress --refine N (as nnc_refine); "
+                         "without it, nnc's CPU default")
     ap.add_argument("--out", type=Path, default=RESULTS / "rd.json")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--plots-only", action="store_true")
@@ -492,7 +495,7 @@ def main():
             t = time.perf_counter()
             if name == "nnc":
                 e = run_nnc(images, args.nnc_qualities, args.refine)
-                name = "nnc_refine" if args.refine else name
+                name = "nnc_refine" if args.refine is not None else name
             else:
                 e = run_classical(name, images)
             if e:

@@ -40,13 +40,19 @@ def _to_raster(image):
 
 
 def compress(image, quality: float = 0.5, bpp: float | None = None, seed: int = 0,
-             model: str | None = None, device: str | None = None) -> bytes:
-    """Compress an image (path, PNG bytes, PIL image or uint8 array) to .nnc bytes."""
+             model: str | None = None, device: str | None = None,
+             refine: int | None = None) -> bytes:
+    """Compress an image (path, PNG bytes, PIL image or uint8 array) to .nnc bytes.
+    ``refine``: refinement steps per latent level, as ``nnc compress --refine`` (None: the
+    CLI's default on the device, 1 on the CPU and 5 on a GPU)."""
     from . import codec
     img = _to_raster(image)
+    params = codec.refined(codec.default_refine_steps(device) if refine is None else refine)
     if bpp is not None:
-        return codec.compress_to_bpp(img, bpp, seed=seed, model_name=model, device=device)[0]
-    return codec.compress(img, quality=quality, seed=seed, model_name=model, device=device)
+        return codec.compress_to_bpp(img, bpp, seed=seed, model_name=model, device=device,
+                                     params=params)[0]
+    return codec.compress(img, quality=quality, seed=seed, model_name=model, device=device,
+                          params=params)
 
 
 def decompress(data: bytes, device: str | None = None):

@@ -157,7 +157,7 @@ _outdir = click.option("-o", "--output-dir", "out_dir", type=click.Path(file_oka
 @click.option("--refine", "refine_steps", type=click.IntRange(0, 1000), default=None,
               help="Steps (per latent level) that fit the latents to each image: slower "
                    "encoding, better files; decoding is unchanged. Images over 1 megapixel "
-                   "skip it. [default: 5 on a GPU, 0 on the CPU]")
+                   "skip it. [default: 5 on a GPU, 1 on the CPU]")
 @click.option("--model", "model_name", default=None, help="Model name (default: shipped).")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=100_000_000,
               show_default=True, help="Refuse images with more pixels than this.")

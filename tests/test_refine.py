@@ -139,12 +139,13 @@ def test_level2_refinement_lowers_the_models_loss(kodim23_crop):
 
 
 def test_cli_default_refine_steps_follow_the_device():
-    assert codec.default_refine_steps("cpu") == 0
-    assert codec.default_refine_steps("cuda") == codec.REFINE_STEPS_GPU > 0
+    assert codec.default_refine_steps("cpu") == codec.REFINE_STEPS_CPU == 1
+    assert codec.default_refine_steps("cuda") == codec.REFINE_STEPS_GPU > 1
     from click.testing import CliRunner
     from nnc.cli import main
     text = " ".join(CliRunner().invoke(main, ["compress", "--help"]).output.split())
-    assert f"[default: {codec.REFINE_STEPS_GPU} on a GPU, 0 on the CPU]" in text
+    assert (f"[default: {codec.REFINE_STEPS_GPU} on a GPU, {codec.REFINE_STEPS_CPU} on the "
+            "CPU]") in text
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
