@@ -3,21 +3,23 @@
 stdout carries only data (an image or .nnc bytes when the output is ``-``, or ``info``'s
 report); every human message goes to stderr. Exit codes (README, "Exit codes"):
 0 ok, 1 internal error, 2 usage, 3 unreadable input, 4 corrupt or unsupported .nnc,
-5 output problem, 6 model or weights problem, 130 interrupted.
+5 output problem, 6 model or weights problem, 130 interrupted, 143 terminated.
 """
 from __future__ import annotations
 
 import json
 import os
+import signal
+import stat
 import sys
-import tempfile
+import threading
 from pathlib import Path
 
 import click
 
 from .errors import InputError, NNCError, OutputError
 
-EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
 DEBUG = False
 
 
@@ -26,46 +28,130 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def read_input(path: str) -> bytes:
-    if path == "-":
-        return sys.stdin.buffer.read()
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"{path}: no such file")
-    if p.is_dir():
-        raise InputError(f"{path}: is a directory, not a file")
+MAX_IMAGE_BYTES = 1 << 30      # an input image file (a 100 MP 16-bit RGBA PNG fits)
+MAX_NNC_BYTES = 1 << 28        # a .nnc file (100 MP at 20 bits per pixel fits)
+
+
+def read_input(path: str, limit: int = MAX_IMAGE_BYTES) -> bytes:
+    """The bytes of a file or of stdin ('-'), refused past ``limit`` bytes (reading stops
+    there: /dev/zero or an endless pipe end quickly)."""
+    name = "stdin" if path == "-" else path
+    if path != "-":
+        p = Path(path)
+        if not p.exists():
+            raise InputError(f"{path}: no such file")
+        if p.is_dir():
+            raise InputError(f"{path}: is a directory, not a file")
     try:
-        return p.read_bytes()
+        if path == "-":
+            data = sys.stdin.buffer.read(limit + 1)
+        else:
+            with open(path, "rb") as f:
+                data = f.read(limit + 1)
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror})") from None
+    if len(data) > limit:
+        raise InputError(f"{name}: input is larger than {limit >> 20} MiB; nnc does not "
+                         "read inputs that large")
+    return data
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an exception so that temporary files are removed on the way out
+    (a KeyboardInterrupt, so that every layer that lets Ctrl-C through lets it through)."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+def _is_special(p: Path) -> bool:
+    """An existing non-regular file (device, FIFO, socket): written into, never replaced."""
+    try:
+        mode = os.stat(p).st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_output(path: str, data: bytes, force: bool) -> None:
-    """Write atomically: a temporary file beside the target, renamed into place at the end."""
+    """Write atomically: a temporary file beside the target, moved into place at the end.
+
+    Without ``force`` the move cannot replace a file that appeared meanwhile (a hard link
+    is made, which fails if the name exists). A new file gets the mode the umask allows
+    (0666 & ~umask); a replaced one keeps its mode. Devices and FIFOs named as the output
+    are written into, never replaced."""
     if path == "-":
         if sys.stdout.isatty():
             raise OutputError("refusing to write binary data to a terminal; "
                               "redirect stdout or name an output file")
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        try:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        except BrokenPipeError:
+            # the reader went away: nothing more to write, and nothing to flush at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise OutputError("stdout: the reading end of the pipe closed") from None
+        except OSError as e:
+            raise OutputError(f"stdout: cannot write ({e.strerror or e})") from None
         return
     p = Path(path)
     if p.is_dir():
         raise OutputError(f"{path}: is a directory")
+    if _is_special(p):
+        try:
+            with open(p, "wb") as f:
+                f.write(data)
+        except OSError as e:
+            raise OutputError(f"{path}: cannot write ({e.strerror or e})") from None
+        return
     if p.exists() and not force:
         raise OutputError(f"{path}: already exists (use --force to overwrite)")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"{path}: directory {parent} does not exist")
+    try:
+        mode = stat.S_IMODE(os.stat(p).st_mode)
+    except OSError:
+        mode = 0o666 & ~_umask()
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=parent)
+        # a short name of our own (not the target's: a 255-byte name plus a suffix would
+        # be too long), created exclusively; ``tmp`` is set before the file exists, so an
+        # interrupt at any point leaves nothing behind
+        for _ in range(100):
+            tmp = str(parent / f".nnc-{os.urandom(6).hex()}.part")
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                break
+            except FileExistsError:
+                tmp = None
+        else:
+            raise OutputError(f"{path}: cannot create a temporary file in {parent}")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
-        os.replace(tmp, p)
-        tmp = None
+        if force:
+            os.replace(tmp, p)
+        else:
+            try:
+                os.link(tmp, p)          # atomic: fails if the name exists by now
+            except FileExistsError:
+                raise OutputError(f"{path}: already exists (use --force to overwrite)") \
+                    from None
+            except OSError:              # no hard links here (some file systems)
+                if p.exists():
+                    raise OutputError(f"{path}: already exists (use --force to overwrite)") \
+                        from None
+                os.replace(tmp, p)
     except OSError as e:
         raise OutputError(f"{path}: cannot write ({e.strerror or e})") from None
     finally:
@@ -74,6 +160,13 @@ def write_output(path: str, data: bytes, force: bool) -> None:
                 os.unlink(tmp)
             except OSError:
                 pass
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
 
 
 def plan_outputs(inputs: tuple[str, ...], out_dir: str | None, suffix: str) -> list[tuple[str, str]]:
@@ -86,13 +179,26 @@ def plan_outputs(inputs: tuple[str, ...], out_dir: str | None, suffix: str) -> l
             raise OutputError(f"{out_dir}: output directory does not exist")
         if "-" in inputs:
             raise click.UsageError("'-' (stdin) cannot be used with -o DIR")
-        return [(i, str(d / (Path(i).stem + suffix))) for i in inputs]
-    if len(inputs) == 1:
+        pairs = [(i, str(d / (Path(i).stem + suffix))) for i in inputs]
+    elif len(inputs) == 1:
         i = inputs[0]
-        return [(i, "-" if i == "-" else str(Path(i).with_suffix(suffix)))]
-    if len(inputs) == 2:
-        return [(inputs[0], inputs[1])]
-    raise click.UsageError("several inputs need -o DIR for the outputs")
+        pairs = [(i, "-" if i == "-" else str(Path(i).with_suffix(suffix)))]
+    elif len(inputs) == 2:
+        pairs = [(inputs[0], inputs[1])]
+    else:
+        raise click.UsageError("several inputs need -o DIR for the outputs")
+    seen: dict[str, str] = {}
+    for i, o in pairs:
+        if o == "-":
+            continue
+        if i != "-" and _same_file(i, o):
+            raise OutputError(f"{o}: is also the input; name another output")
+        key = os.path.abspath(o)
+        if key in seen:
+            raise OutputError(f"{seen[key]} and {i} would both be written to {o}; "
+                              "rename one of them")
+        seen[key] = i
+    return pairs
 
 
 def _progress(items, desc: str):
@@ -110,19 +216,24 @@ def _run(fn):
         if DEBUG:
             raise
         _fail(str(e), e.exit_code)
+    except Terminated:
+        click.echo("nnc: terminated", err=True)
+        sys.exit(EXIT_TERMINATED)
     except KeyboardInterrupt:
         click.echo("nnc: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except click.exceptions.ClickException:
         raise
-    except MemoryError:
-        _fail("out of memory (try a smaller image or --device cpu)", EXIT_INTERNAL)
     except SystemExit:
         raise
     except BaseException as e:   # a bug: say so in one line unless --debug (BaseException
         # too: native extensions report panics that way)
         if DEBUG:
             raise
+        if isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and (
+                "can't allocate memory" in str(e) or "out of memory" in str(e).lower())):
+            _fail("out of memory: this machine cannot hold the image (try a smaller one, "
+                  "or lower --max-pixels to refuse such inputs early)", EXIT_INTERNAL)
         _fail(f"internal error: {type(e).__name__}: {e} (rerun with --debug for details)",
               EXIT_INTERNAL)
 
@@ -134,6 +245,8 @@ def main(debug: bool) -> None:
     """nnc: a neural image codec that sends samples, not quantized latents."""
     global DEBUG
     DEBUG = debug
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
 
 
 _device = click.option("--device", default="auto", show_default=True,
@@ -182,7 +295,7 @@ def compress(paths, out_dir, quality, bpp, refine_steps, seed, model_name, max_p
         steps = codec.default_refine_steps(device) if refine_steps is None else refine_steps
         params = codec.refined(steps)
         for src, dst in _progress(plan_outputs(paths, out_dir, ".nnc"), "compress"):
-            if dst != "-" and Path(dst).exists() and not force:
+            if dst != "-" and Path(dst).exists() and not force and not _is_special(Path(dst)):
                 raise OutputError(f"{dst}: already exists (use --force to overwrite)")
             img = read_image(read_input(src), max_pixels=max_pixels)
             if bpp is not None:
@@ -218,9 +331,10 @@ def decompress(paths, out_dir, max_pixels, device, force):
         from . import codec
         from .image_io import write_png
         for src, dst in _progress(plan_outputs(paths, out_dir, ".png"), "decompress"):
-            if dst != "-" and Path(dst).exists() and not force:
+            if dst != "-" and Path(dst).exists() and not force and not _is_special(Path(dst)):
                 raise OutputError(f"{dst}: already exists (use --force to overwrite)")
-            img = codec.decompress(read_input(src), device=device, max_pixels=max_pixels)
+            img = codec.decompress(read_input(src, MAX_NNC_BYTES), device=device,
+                                   max_pixels=max_pixels)
             write_output(dst, write_png(img), force)
     _run(body)
 
@@ -232,7 +346,7 @@ def info(paths, as_json):
     """Print the header of .nnc files and where the bits went."""
     def body():
         from .info import describe, format_text
-        reports = [describe(read_input(p), p) for p in paths]
+        reports = [describe(read_input(p, MAX_NNC_BYTES), p) for p in paths]
         if as_json:
             click.echo(json.dumps(reports if len(reports) > 1 else reports[0], indent=2))
         else:

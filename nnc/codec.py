@@ -526,7 +526,7 @@ def decompress(data: bytes, device: str | None = None,
         shards, indices, out_pos, out_vals = _read_level1(
             c.sections[z1si], c.sections["Z1IX"], cfg.m, h1 // bh, w1 // bw, hd,
             model.shard_table, adaptive=z1si == "Z1SA")
-    except (FormatError, KeyboardInterrupt, SystemExit):
+    except (FormatError, KeyboardInterrupt, SystemExit, MemoryError):
         raise
     except BaseException as e:   # constriction refuses streams that do not decode (its Rust
         # panics arrive as pyo3's PanicException, a BaseException)

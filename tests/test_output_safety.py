@@ -1,0 +1,174 @@
+"""Outputs and inputs that must never be lost or clobbered (issue 15: items 1, 4, 5, 6, 7,
+10, 12), each reproduced first."""
+import errno
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+import nnc.cli as cli
+from nnc.cli import main
+from nnc.errors import InputError, OutputError
+from tests.conftest import png_bytes, smooth_image
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture
+def png(tmp_path):
+    p = tmp_path / "in.png"
+    p.write_bytes(png_bytes(smooth_image(40, 56)))
+    return p
+
+
+@pytest.fixture
+def nnc_file(runner, png, tmp_path):
+    out = tmp_path / "x.nnc"
+    assert runner.invoke(main, ["compress", "--refine", "0", str(png), str(out)]).exit_code == 0
+    return out
+
+
+def test_a_device_is_written_into_not_replaced(runner, nnc_file):
+    before = os.stat("/dev/null")
+    for args in (["decompress", "-f", str(nnc_file), "/dev/null"],
+                 ["decompress", str(nnc_file), "/dev/null"]):
+        r = runner.invoke(main, args)
+        assert r.exit_code == 0, r.output
+    after = os.stat("/dev/null")
+    assert stat.S_ISCHR(after.st_mode) and after.st_ino == before.st_ino
+
+
+def test_a_fifo_is_written_into(nnc_file, tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
+    w = subprocess.run([sys.executable, "-m", "nnc.cli", "decompress", "-f", str(nnc_file),
+                        str(fifo)], capture_output=True, timeout=120)
+    data = reader.communicate(timeout=30)[0]
+    assert w.returncode == 0, w.stderr
+    assert data[:4] == b"\x89PNG" and stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_modes_follow_the_umask_and_survive_force(runner, png, tmp_path):
+    old = os.umask(0o002)
+    try:
+        out = tmp_path / "o.nnc"
+        assert runner.invoke(main, ["compress", "--refine", "0", str(png), str(out)]).exit_code == 0
+        assert stat.S_IMODE(out.stat().st_mode) == 0o664
+        os.chmod(out, 0o640)
+        r = runner.invoke(main, ["compress", "--refine", "0", "-f", "-q", "0.9", str(png),
+                                 str(out)])
+        assert r.exit_code == 0
+        assert stat.S_IMODE(out.stat().st_mode) == 0o640
+    finally:
+        os.umask(old)
+
+
+def test_no_clobber_holds_against_a_file_created_meanwhile(tmp_path, monkeypatch):
+    target = tmp_path / "o.nnc"
+    real_fsync = os.fsync
+
+    def racing_writer(fd):          # another program creates the target mid-write
+        target.write_bytes(b"theirs")
+        real_fsync(fd)
+    monkeypatch.setattr(cli.os, "fsync", racing_writer)
+    with pytest.raises(OutputError, match="already exists"):
+        cli.write_output(str(target), b"ours", force=False)
+    assert target.read_bytes() == b"theirs"
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_interrupt_while_creating_the_temporary_leaves_nothing(tmp_path, monkeypatch):
+    real_fdopen = os.fdopen
+
+    def interrupted(fd, *a, **k):    # the temporary exists, nothing is written yet
+        os.close(fd)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli.os, "fdopen", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        cli.write_output(str(tmp_path / "o.nnc"), b"data", force=False)
+    monkeypatch.setattr(cli.os, "fdopen", real_fdopen)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_exits_143_and_leaves_no_part_file(png, tmp_path):
+    big = tmp_path / "big.png"
+    big.write_bytes(png_bytes(smooth_image(1024, 2048)))
+    p = subprocess.Popen([sys.executable, "-m", "nnc.cli", "compress", "--refine", "0",
+                          str(big), str(tmp_path / "o.nnc")], stderr=subprocess.PIPE)
+    time.sleep(4)                    # past start-up, inside the encoder
+    p.send_signal(signal.SIGTERM)
+    err = p.communicate(timeout=60)[1].decode()
+    assert p.returncode == 143, err
+    assert "terminated" in err and "Traceback" not in err
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["big.png", "in.png"]
+
+
+def test_endless_inputs_are_refused_early():
+    t = time.perf_counter()
+    with pytest.raises(InputError, match="larger than"):
+        cli.read_input("/dev/zero", limit=1 << 20)
+    assert time.perf_counter() - t < 5
+
+
+def test_an_output_that_is_its_own_input_is_refused(runner, nnc_file, tmp_path):
+    same = tmp_path / "same.png"
+    same.write_bytes(nnc_file.read_bytes())         # a .nnc named .png
+    before = same.read_bytes()
+    r = runner.invoke(main, ["decompress", "-f", str(same)])
+    assert r.exit_code == 5 and "also the input" in r.stderr
+    assert same.read_bytes() == before
+
+
+def test_batch_clash_is_found_before_any_work(runner, tmp_path):
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "x.png").write_bytes(png_bytes(smooth_image(20, 30)))
+    out = tmp_path / "out"
+    out.mkdir()
+    r = runner.invoke(main, ["compress", "-f", str(tmp_path / "a" / "x.png"),
+                             str(tmp_path / "b" / "x.png"), "-o", str(out)])
+    assert r.exit_code == 5 and "both be written" in r.stderr
+    assert list(out.iterdir()) == []
+
+
+def test_a_long_legal_output_name_works(runner, png, tmp_path):
+    out = tmp_path / ("n" * 240 + ".nnc")
+    r = runner.invoke(main, ["compress", "--refine", "0", str(png), str(out)])
+    assert r.exit_code == 0, r.output
+    assert out.exists()
+
+
+def test_a_closed_pipe_is_an_output_error(nnc_file):
+    p = subprocess.Popen([sys.executable, "-m", "nnc.cli", "decompress", str(nnc_file), "-"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()                 # the reader is gone before nnc writes
+    err = p.communicate(timeout=120)[1].decode()
+    assert p.returncode == 5, err
+    assert "pipe" in err and "Traceback" not in err
+
+
+def test_disk_full_on_stdout_is_an_output_error(monkeypatch, capsysbinary):
+    class Full:
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def flush(self):
+            pass
+
+    class Out:
+        buffer = Full()
+
+        def isatty(self):
+            return False
+    monkeypatch.setattr(cli.sys, "stdout", Out())
+    with pytest.raises(OutputError, match="No space left"):
+        cli.write_output("-", b"data", force=False)
