@@ -23,10 +23,11 @@ def smooth_image(h, w, seed=0) -> np.ndarray:
     return np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8)
 
 
+SAMPLE = __import__("pathlib").Path(__file__).resolve().parents[1] / "docs" / "sample.png"
+
+
 @pytest.fixture(scope="session")
 def kodim23_crop() -> np.ndarray:
-    from pathlib import Path
-    p = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak" / "kodim23.png"
-    if p.exists():
-        return np.asarray(Image.open(p).convert("RGB"))[128:320, 256:512].copy()
-    return smooth_image(192, 256)
+    """A 256x192 crop of Kodak's kodim23 (rows 128-319, columns 256-511), shipped in the
+    repository as docs/sample.png, so the tests see the same photo on every machine."""
+    return np.asarray(Image.open(SAMPLE).convert("RGB")).copy()
