@@ -1,11 +1,12 @@
-"""The .nnc byte format, version 1 (normative spec: formats/nnc-v1.md).
+"""The .nnc byte format, versions 1 and 2 (normative spec: formats/nnc-v1.md).
 
     signature   8 bytes  b"\\x89NNC\\r\\n\\x1a\\n"
-    version     u16 LE   1
+    version     u16 LE   2 (1: files written before 2026-11-30)
     sections    tag (4 ASCII bytes) | length u32 LE | payload | CRC-32 u32 LE of tag+payload
                 HEAD first, END last (empty). A tag starting with an upper-case letter is
                 critical: a reader that does not know it must refuse the file; others may be
-                skipped.
+                skipped. In version 2 each CRC continues from the previous section's, so a
+                file pieced together from several files fails its checks.
 
 This module knows bytes only: no tensors, no images.
 """
@@ -18,10 +19,13 @@ from dataclasses import dataclass, field
 from .errors import FormatError
 
 MAGIC = b"\x89NNC\r\n\x1a\n"
-VERSION = 1
+VERSION = 2                   # what this nnc writes
+READ_VERSIONS = (1, 2)        # what it reads
 SIGNATURE_BYTES = len(MAGIC) + 2
 SECTION_OVERHEAD = 12
 KNOWN_SECTIONS = ("HEAD", "Z2SA", "Z2SI", "Z2IX", "Z1SA", "Z1SI", "Z1IX", "ALPH", "END ")
+# the order the spec sets for the sections between HEAD and END (equal ranks: alternatives)
+SECTION_RANK = {"Z2SA": 0, "Z2SI": 0, "Z2IX": 1, "Z1SA": 2, "Z1SI": 2, "Z1IX": 3, "ALPH": 4}
 MAX_DIMENSION = 1 << 16       # width and height caps read from a header
 MAX_NAME = 64
 
@@ -105,18 +109,30 @@ class Container:
     sections: dict[str, bytes] = field(default_factory=dict)   # tag -> payload, file order
 
 
+def section_crc(raw_tag: bytes, payload: bytes, previous: int | None) -> int:
+    """The CRC of a section: of tag + payload, continuing from the previous section's CRC
+    (version 2; ``previous`` None for the first section and for version 1)."""
+    return zlib.crc32(raw_tag + payload, previous or 0)
+
+
+def frame(sections, version: int = VERSION) -> bytes:
+    """Signature, version and the (raw tag, payload) pairs framed, with their CRCs."""
+    parts, crc = [MAGIC, struct.pack("<H", version)], None
+    for t, p in sections:
+        crc = section_crc(t, p, crc if version >= 2 else None)
+        parts.append(t + struct.pack("<I", len(p)) + p + struct.pack("<I", crc))
+    return b"".join(parts)
+
+
 def section_bytes(tag: str, payload: bytes) -> bytes:
-    t = tag.encode("ascii")
-    return t + struct.pack("<I", len(payload)) + payload + \
-        struct.pack("<I", zlib.crc32(t + payload))
+    """One section as version 1 frames it (and version 2 frames the first)."""
+    return frame([(tag.encode("ascii"), payload)])[SIGNATURE_BYTES:]
 
 
 def write(c: Container) -> bytes:
-    parts = [MAGIC, struct.pack("<H", VERSION), section_bytes("HEAD", c.header.pack())]
-    for tag, payload in c.sections.items():
-        parts.append(section_bytes(tag, payload))
-    parts.append(section_bytes("END ", b""))
-    return b"".join(parts)
+    return frame([(b"HEAD", c.header.pack()),
+                  *[(t.encode("ascii"), p) for t, p in c.sections.items()],
+                  (b"END ", b"")])
 
 
 def iter_sections(data: bytes):
@@ -126,11 +142,12 @@ def iter_sections(data: bytes):
             raise FormatError("corrupt .nnc file: damaged signature (was it sent as text?)")
         raise FormatError("not an .nnc file (wrong magic bytes)")
     (version,) = struct.unpack_from("<H", data, len(MAGIC))
-    if version != VERSION:
-        raise FormatError(f"unsupported .nnc version {version}: this nnc reads version "
-                          f"{VERSION}; upgrade nnc to read it" if version > VERSION else
+    if version not in READ_VERSIONS:
+        raise FormatError(f"unsupported .nnc version {version}: this nnc reads versions "
+                          f"up to {max(READ_VERSIONS)}; upgrade nnc to read it"
+                          if version > max(READ_VERSIONS) else
                           f"unsupported .nnc version {version}")
-    pos = SIGNATURE_BYTES
+    pos, previous = SIGNATURE_BYTES, None
     while True:
         if pos + 8 > len(data):
             raise FormatError("truncated .nnc file: a section header is cut off")
@@ -141,8 +158,12 @@ def iter_sections(data: bytes):
             raise FormatError("truncated .nnc file: a section is cut off")
         payload = data[pos + 8:pos + 8 + length]
         (crc,) = struct.unpack_from("<I", data, pos + 8 + length)
-        if zlib.crc32(raw_tag + payload) != crc:
-            raise FormatError(f"corrupt .nnc file: checksum mismatch in section at byte {pos}")
+        if section_crc(raw_tag, payload, previous) != crc:
+            raise FormatError(f"corrupt .nnc file: checksum mismatch in section at byte {pos}"
+                              + (" (damaged, or pieced together from several files)"
+                                 if version >= 2 else ""))
+        if version >= 2:
+            previous = crc
         try:
             tag = raw_tag.decode("ascii")
         except UnicodeDecodeError:
@@ -173,7 +194,11 @@ def read(data: bytes) -> Container:
                 raise FormatError(f"unsupported .nnc file: unknown critical section {tag!r}; "
                                   "a newer nnc may read it")
             continue
+        if any(SECTION_RANK[t] >= SECTION_RANK[tag] for t in sections):
+            raise FormatError(f"corrupt .nnc file: section {tag!r} is out of order")
         sections[tag] = payload
+    if "ALPH" in sections and not header.alpha:
+        raise FormatError("corrupt .nnc file: an alpha section in a file without alpha")
     return Container(header, sections)
 
 

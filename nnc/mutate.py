@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import random
 import struct
-import zlib
 
 from . import container
 
@@ -23,9 +22,10 @@ def split_sections(data: bytes) -> list[tuple[bytes, bytes]]:
 
 
 def join_sections(prefix: bytes, sections: list[tuple[bytes, bytes]]) -> bytes:
-    """Frame (tag, payload) pairs with valid lengths and CRCs (tags as raw bytes)."""
-    return prefix + b"".join(t + struct.pack("<I", len(p)) + p +
-                             struct.pack("<I", zlib.crc32(t + p)) for t, p in sections)
+    """Frame (tag, payload) pairs with valid lengths and CRCs (tags as raw bytes), chained
+    as the prefix's version chains them."""
+    (version,) = struct.unpack_from("<H", prefix, len(container.MAGIC))
+    return prefix + container.frame(sections, version)[container.SIGNATURE_BYTES:]
 
 
 def _mutate_bytes(b: bytes, rng: random.Random) -> bytes:

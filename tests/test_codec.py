@@ -107,10 +107,11 @@ def test_bpp_target_out_of_range_gives_the_nearest_end(kodim23_crop):
 def test_golden_files_decode():
     manifest = json.loads((FORMATS / "golden" / "golden.json").read_text())
     assert manifest["files"]
-    tags = set()
+    tags, versions = set(), set()
     for entry in manifest["files"]:
         data = (FORMATS / "golden" / entry["nnc"]).read_bytes()
         tags |= container.read(data).sections.keys()
+        versions.add(int.from_bytes(data[8:10], "little"))
         expected = np.asarray(Image.open(FORMATS / "golden" / entry["decoded"]))
         got = nnc.decompress(data)
         assert got.size == tuple(entry["size"])
@@ -118,3 +119,5 @@ def test_golden_files_decode():
         assert psnr(np.asarray(got), expected) > 40
     # both codings of the side information stay pinned: the older one and the current one
     assert {"Z1SI", "Z2SI", "Z1SA", "Z2SA"} <= tags
+    # and both container versions: unchained CRCs (1) and chained ones (2, since 2026-11-30)
+    assert versions == {1, 2}

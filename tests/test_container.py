@@ -6,6 +6,7 @@ import pytest
 
 from nnc import container
 from nnc.errors import FormatError
+from nnc.mutate import join_sections, split_sections
 
 
 def header(**kw):
@@ -49,7 +50,7 @@ def test_wrong_magic_and_newer_version():
     data = sample_file()
     with pytest.raises(FormatError, match="not an .nnc"):
         container.read(b"PNG not nnc at all")
-    newer = data[:8] + struct.pack("<H", 2) + data[10:]
+    newer = data[:8] + struct.pack("<H", container.VERSION + 1) + data[10:]
     with pytest.raises(FormatError, match="upgrade"):
         container.read(newer)
     text_mode = data.replace(b"\r\n", b"\n", 1)
@@ -58,8 +59,10 @@ def test_wrong_magic_and_newer_version():
 
 
 def _insert(data: bytes, tag: str, payload: bytes) -> bytes:
-    end = len(data) - 12           # before the END section
-    return data[:end] + container.section_bytes(tag, payload) + data[end:]
+    """``data`` with a section inserted before END, framed as a writer would (valid CRCs)."""
+    secs = split_sections(data)
+    return join_sections(data[:container.SIGNATURE_BYTES],
+                         secs[:-1] + [(tag.encode("ascii"), payload)] + secs[-1:])
 
 
 def test_unknown_sections():
@@ -90,3 +93,38 @@ def test_trailing_bytes_and_duplicate_sections():
 def test_crc_is_over_tag_and_payload():
     sec = container.section_bytes("Z1IX", b"abc")
     assert struct.unpack("<I", sec[-4:])[0] == zlib.crc32(b"Z1IXabc")
+
+
+def test_version_1_files_still_read():
+    """Files from before 2026-11-30 (version 1, CRCs not chained) read as before."""
+    v1 = container.frame([(b"HEAD", header().pack()), (b"Z2SI", b"abc"), (b"Z1IX", b"x" * 9),
+                          (b"END ", b"")], version=1)
+    assert container.read(v1).sections == {"Z2SI": b"abc", "Z1IX": b"x" * 9}
+    assert v1 != sample_file() and sample_file()[8:10] == struct.pack("<H", 2)
+
+
+def test_sections_spliced_from_another_file_are_caught():
+    """Each section intact, the file as a whole not: version 2 chains the CRCs."""
+    a, b = sample_file(seed=1), sample_file(seed=2)
+    sa, sb = split_sections(a), split_sections(b)
+    spliced = a[:container.SIGNATURE_BYTES] + b"".join(
+        t + struct.pack("<I", len(p)) + p + raw[-4:]
+        for (t, p), raw in zip([sa[0], *sb[1:]], _raw_sections(a)[:1] + _raw_sections(b)[1:]))
+    with pytest.raises(FormatError, match="pieced together"):
+        container.read(spliced)
+
+
+def _raw_sections(data: bytes) -> list[bytes]:
+    return [data[pos:pos + size] for _, _, pos, size in container.iter_sections(data)]
+
+
+def test_section_order_and_stray_alpha_are_refused():
+    h = header().pack()
+    swapped = container.frame([(b"HEAD", h), (b"Z1IX", b"x"), (b"Z2SI", b"abc"),
+                               (b"END ", b"")])
+    with pytest.raises(FormatError, match="out of order"):
+        container.read(swapped)
+    stray = container.frame([(b"HEAD", h), (b"Z2SI", b"abc"), (b"ALPH", b"zz"),
+                             (b"END ", b"")])
+    with pytest.raises(FormatError, match="alpha"):
+        container.read(stray)
