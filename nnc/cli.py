@@ -382,12 +382,21 @@ def info(paths, as_json):
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for torch.")
 @click.option("--export", "export_name", default=None,
-              help="When done, install the model into weights/ under this name.")
+              help="When done, install the model into weights/ under this new name (use "
+                   "it with --model NAME).")
+@click.option("--make-default", is_flag=True,
+              help="With --export: make the new model the default for compress.")
 @_device
 def train(data, out, steps, batch, crop, lr, warmup, resume, time_limit, likelihood, init,
-          lambda_range, lambda_power, arch, compile_, threads, export_name, device):
+          lambda_range, lambda_power, arch, compile_, threads, export_name, make_default,
+          device):
     """Train (or fine-tune) a PLN on a folder of images."""
     def body():
+        from .model.weights import check_new_model_name
+        if make_default and not export_name:
+            raise click.UsageError("--make-default needs --export NAME")
+        if export_name:          # before hours of training, not after
+            check_new_model_name(export_name)
         import torch
         from . import codec
         from .model.pln import PLNConfig
@@ -418,8 +427,11 @@ def train(data, out, steps, batch, crop, lr, warmup, resume, time_limit, likelih
             from .train import IMAGE_SUFFIXES
             files = sorted(p for p in Path(data).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             table_images = [read_image(p.read_bytes()) for p in files[:: max(1, len(files) // 60)]]
-            install(ckpt, export_name, table_images, {"training_data": str(data)})
-            click.echo(f"nnc: installed model {export_name!r}", err=True)
+            install(ckpt, export_name, table_images, {"training_data": str(data)},
+                    make_default=make_default)
+            click.echo(f"nnc: installed model {export_name!r}"
+                       + (" (now the default)" if make_default else
+                          f"; use it with --model {export_name}"), err=True)
     _run(body)
 
 

@@ -172,3 +172,18 @@ def test_disk_full_on_stdout_is_an_output_error(monkeypatch, capsysbinary):
     monkeypatch.setattr(cli.sys, "stdout", Out())
     with pytest.raises(OutputError, match="No space left"):
         cli.write_output("-", b"data", force=False)
+
+
+@pytest.mark.parametrize("name,message", [("../../x", "not a model name"),
+                                          ("a/b", "not a model name"),
+                                          ("pln-gpu-1", "already installed")])
+def test_export_names_are_checked_before_training(runner, tmp_path, name, message):
+    from nnc.model.weights import manifest
+    before = manifest()
+    data = tmp_path / "data"
+    data.mkdir()
+    r = runner.invoke(main, ["train", str(data), str(tmp_path / "run"), "--steps", "1",
+                             "--export", name])
+    assert r.exit_code == 6 and message in r.stderr
+    assert not (tmp_path / "run").exists()          # refused before any training
+    assert manifest() == before

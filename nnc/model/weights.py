@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -80,13 +81,32 @@ def export(checkpoint: Path, out_file: Path, shard_table: np.ndarray) -> tuple[d
     return state["config"], sha256_file(out_file).hex()
 
 
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def check_new_model_name(name: str, directory: Path | None = None) -> None:
+    """A name ``install`` may use: a plain file-name-safe word (no path) that no installed
+    model has. Installed weights never change in place: files made with them must keep
+    decoding."""
+    if not MODEL_NAME.fullmatch(name) or ".." in name:
+        raise ModelError(f"{name!r} is not a model name: use letters, digits, '.', '_' and "
+                         "'-' (at most 64, no path)")
+    path = (directory or weights_dir()) / "manifest.json"
+    installed = json.loads(path.read_text())["models"] if path.exists() else {}
+    if name in installed or ((directory or weights_dir()) / f"{name}.pt").exists():
+        raise ModelError(f"a model named {name!r} is already installed, and files made with "
+                         "it must keep decoding: choose another name")
+
+
 def install(checkpoint: Path, name: str, table_images: list, info: dict | None = None,
-            directory: Path | None = None, make_default: bool = True) -> dict:
-    """Export a checkpoint into the weights folder and record it in the manifest.
+            directory: Path | None = None, make_default: bool = False) -> dict:
+    """Export a checkpoint into the weights folder and record it in the manifest (the
+    default model only with ``make_default``, or when there is none).
 
     ``table_images`` (RasterImages) are encoded at several rates to estimate the level-1
     shard-count table that ships with the weights."""
     from ..codec import shard_table_from_images
+    check_new_model_name(name, directory)
     directory = directory or weights_dir()
     out_file = directory / f"{name}.pt"
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
