@@ -1,12 +1,13 @@
 """Images in and out: PNG (or any Pillow format) <-> uint8 arrays; padding and cropping."""
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .errors import InputError
 
@@ -21,29 +22,46 @@ class RasterImage:
 
 
 def read_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> RasterImage:
-    """Decode image bytes. Gray, palette, 16-bit and alpha PNGs are accepted: 16-bit is
-    reduced to 8 bits; palette becomes RGB (or RGBA when it has transparency)."""
+    """Decode image bytes. Gray, palette, 16-bit and alpha images are accepted: 16-bit
+    values v become round(v / 257), the same scale for every image; palette becomes RGB (or
+    RGBA when it has transparency); the EXIF orientation is applied, so that a phone photo
+    comes out the way it is shown. Images of several frames (animations, multi-page TIFFs)
+    and 32-bit integer or floating-point images are refused, not guessed at.
+
+    ``max_pixels`` is the only size limit: it is checked on the header, before any pixel
+    is decoded (Pillow's own decompression-bomb limit is lifted for the call, so a limit
+    above Pillow's 89.5 MP works), and text chunks of up to 16 MiB are read."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with _pillow_limits():
             im = Image.open(io.BytesIO(data))
             w, h = im.size
             if w * h > max_pixels:
                 raise InputError(f"image is {w}x{h} = {w * h} pixels, over the limit of "
                                  f"{max_pixels} (raise it with --max-pixels)")
+            frames = getattr(im, "n_frames", 1)
+            if frames > 1:
+                raise InputError(f"the image has {frames} frames (an animation or a "
+                                 "multi-page file); nnc codes one still image: extract the "
+                                 "frame you want first")
             im.load()
     except InputError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InputError("image dimensions are too large (decompression bomb?)") from None
     except Exception as e:   # Pillow raises many types for broken files
         raise InputError(f"cannot decode the image: {e}") from None
+    try:
+        im = ImageOps.exif_transpose(im)
+    except Exception:         # a broken EXIF block: the pixels as stored
+        pass
     mode = im.mode
     if mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-    elif mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(im, dtype=np.int64)
-        im = Image.fromarray((arr >> 8 if arr.max() > 255 else arr).astype(np.uint8), "L")
+    elif mode.startswith("I;16") or (mode == "I" and im.format == "PNG"):
+        arr = np.asarray(im, dtype=np.int64)      # 16-bit samples (Pillow may say "I")
+        im = Image.fromarray(((arr + 128) // 257).clip(0, 255).astype(np.uint8), "L")
+    elif mode in ("I", "F") or mode.startswith(("I;32", "F;")):
+        kind = "floating-point" if mode.startswith("F") else "32-bit integer"
+        raise InputError(f"{kind} images are not supported (their range is not defined); "
+                         "convert to 8 or 16 bits per sample first")
     elif mode == "1":
         im = im.convert("L")
     elif mode == "PA":
@@ -54,6 +72,21 @@ def read_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> RasterImage
         alpha = np.asarray(im.getchannel("A"), dtype=np.uint8).copy()
     rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
     return RasterImage(rgb=rgb, gray=gray, alpha=alpha)
+
+
+@contextlib.contextmanager
+def _pillow_limits():
+    """Our own size check replaces Pillow's bomb limit; larger text chunks are read."""
+    from PIL import PngImagePlugin
+    saved = Image.MAX_IMAGE_PIXELS, PngImagePlugin.MAX_TEXT_CHUNK
+    Image.MAX_IMAGE_PIXELS = None
+    PngImagePlugin.MAX_TEXT_CHUNK = max(saved[1], 16 << 20)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS, PngImagePlugin.MAX_TEXT_CHUNK = saved
 
 
 def write_png(img: RasterImage) -> bytes:
