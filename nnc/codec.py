@@ -390,6 +390,11 @@ def _read_level2(side: bytes, ix: bytes, n_dims: int, p: container.Header,
     if n_out > n_dims or n_groups > n_dims or s0 >= len(sideinfo.S0_GRID) \
             or s1 >= len(sideinfo.S1_GRID):
         raise FormatError("corrupt .nnc file: level-2 counts are out of range")
+    if n_groups * p.l2_max_group < n_dims - n_out:
+        raise FormatError("corrupt .nnc file: too few level-2 groups for the latent")
+    # work bounded by the bytes given: a section must be long enough for what it claims
+    _need_bits(ix, n_groups * p.l2_index_bits, "level-2 index")
+    _need_bits(side[11:], n_out * (math.log2(max(n_dims, 2)) + 16), "level-2 side information")
     r = sideinfo.Reader(side[11:])
     pos = r.uniform(n_out, n_dims)
     vals = r.uniform(n_out, 1 << 16)
@@ -401,6 +406,18 @@ def _read_level2(side: bytes, ix: bytes, n_dims: int, p: container.Header,
         raise FormatError("corrupt .nnc file: level-2 grouping does not match the latent size")
     idx = sideinfo.Reader(ix).uniform(n_groups, 1 << p.l2_index_bits)
     return Level2Code(np.sort(pos), vals, sizes, idx)
+
+
+RANGE_CODER_SLACK_BITS = 64    # a range-coded stream may end up to two words early
+
+
+def _need_bits(section: bytes, bits: float, what: str) -> None:
+    """Refuse a section too short for ``bits`` bits of uniformly coded symbols (which cost
+    exactly their bits): the range decoder would read zeros past its end, and a crafted
+    file could make the decoder do work and allocate memory that its bytes do not pay for."""
+    if 8 * len(section) + RANGE_CODER_SLACK_BITS < bits:
+        raise FormatError(f"corrupt .nnc file: the {what} section holds {len(section)} "
+                          f"bytes, too few for the {math.ceil(bits)} bits it must carry")
 
 
 def _shard_count_rows(shards: np.ndarray, model,
@@ -462,6 +479,7 @@ def _read_level1(side: bytes, ix: bytes, m: int, rows: int, cols: int, p: contai
     n1 = m * rows * cols * p.l1_block_w * p.l1_block_h
     if n_out > n1:
         raise FormatError("corrupt .nnc file: more level-1 outliers than latents")
+    _need_bits(side[4:], n_out * (math.log2(max(n1, 2)) + 16), "level-1 side information")
     r = sideinfo.Reader(side[4:])
     out_pos = r.uniform(n_out, n1)
     out_vals = r.uniform(n_out, 1 << 16)
@@ -476,6 +494,7 @@ def _read_level1(side: bytes, ix: bytes, m: int, rows: int, cols: int, p: contai
     else:
         _shard_count_rows(shards, sideinfo.TableCounts(table), r.categorical)
     flat = shards.ravel()
+    _need_bits(ix, int(flat.sum()) * p.l1_shard_bits, "level-1 index")
     kmax = int(flat.max()) if flat.size else 0
     indices = np.full((flat.size, kmax), -1, dtype=np.int64)
     rix = sideinfo.Reader(ix)

@@ -97,3 +97,48 @@ def test_every_truncation_of_a_real_file(small_file):
     for n in range(0, len(small_file), 7):
         with pytest.raises(NNCError):
             codec.decompress(small_file[:n])
+
+
+def crafted(small_file: bytes, width: int, height: int, level2_ok: bool,
+            live_channels: int = 4) -> bytes:
+    """A small file that declares width x height (issue 15, item 2): level-2 groups of the
+    largest size, their indices present or not (``level2_ok``), ``live_channels`` channels
+    whose every block claims 15 shards, and an empty level-1 index section."""
+    import math
+    import numpy as np
+    from dataclasses import replace
+    from nnc.coding.importance import Level2Code
+    from nnc.model.weights import load_model
+    c = container.read(small_file)
+    hd = replace(c.header, width=width, height=height)
+    model, _ = load_model(hd.model_name, "cpu")
+    H, W = -(-height // 64) * 64, -(-width // 64) * 64
+    n2 = model.cfg.g * (H // 64) * (W // 64)
+    n_groups = math.ceil(n2 / hd.l2_max_group)
+    sizes = np.full(n_groups, hd.l2_max_group, np.int64)
+    sizes[-1] = n2 - hd.l2_max_group * (n_groups - 1)
+    code = Level2Code(np.zeros(0, np.int64), np.zeros(0, np.int64), sizes,
+                      np.zeros(n_groups, np.int64))
+    p = codec.CoderParams()
+    z2sa, z2ix = codec._write_level2(code, n2, p)
+    if not level2_ok:
+        z2ix = b""
+    rows, cols = H // 16 // hd.l1_block_h, W // 16 // hd.l1_block_w
+    shards = np.zeros((model.cfg.m, rows, cols), np.int64)
+    shards[:live_channels] = 15
+    z1sa, _ = codec._write_level1(shards, np.zeros((0, 0), np.int64), p, model.shard_table,
+                                  np.zeros(0, np.int64), np.zeros(0, np.int64))
+    return container.write(container.Container(hd, {"Z2SA": z2sa, "Z2IX": z2ix,
+                                                    "Z1SA": z1sa, "Z1IX": b""}))
+
+
+@pytest.mark.parametrize("size,level2_ok", [((4000, 3000), False), ((4000, 3000), True),
+                                            ((10000, 10000), False)])
+def test_crafted_huge_headers_are_refused_fast(small_file, size, level2_ok):
+    import time
+    data = crafted(small_file, *size, level2_ok=level2_ok)
+    assert len(data) < 200_000
+    t = time.perf_counter()
+    with pytest.raises(FormatError, match="too few for the"):
+        codec.decompress(data, device="cpu")
+    assert time.perf_counter() - t < 3       # measured: well under 1 s (README)
