@@ -18,7 +18,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import container
 from .coding import sideinfo
@@ -30,6 +29,7 @@ from .coding.prng import STREAM_ENCODER, block_keys, mix32, words_to_gaussian
 from .errors import FormatError, ModelError
 from .image_io import DEFAULT_MAX_PIXELS, RasterImage, compute_padding
 from .model.pln import PLN, combine_posterior
+from .model import tiling
 from .model.refine import refine_level1, refine_level2
 from .model.weights import load_model
 
@@ -156,7 +156,7 @@ def level1_shards(model: PLN, img: RasterImage, quality: float,
     """The level-1 shard counts (M, rows, cols) an image gets (posterior-mean z2)."""
     x = _to_tensor(img, model.stride, "cpu")
     q = torch.tensor([quality])
-    (mu_x, s_x), (mu2, s2) = model.encode(x, q)
+    (mu_x, s_x), (mu2, s2) = tiling.encode(model, x, q)
     mu_p, s_p = model.prior1(mu2, q)
     mu1, s1 = combine_posterior(mu_x, s_x, mu_p, s_p)
     bh, bw = params.l1_block_h, params.l1_block_w
@@ -182,13 +182,13 @@ def shard_table_from_images(model: PLN, images: list[RasterImage],
 
 
 def _to_tensor(img: RasterImage, stride: int, device: str) -> torch.Tensor:
+    """The image padded (edge replication, in 8 bits) to multiples of ``stride``, as a
+    (1, 3, H, W) float tensor in [0, 1]: one float copy of the image, not three."""
     h, w, _ = img.rgb.shape
-    x = torch.from_numpy(np.array(img.rgb, dtype=np.uint8, copy=True)).to(device)
-    x = x.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
     ph, pw = compute_padding(h, w, stride)
-    if ph or pw:
-        x = F.pad(x, (0, pw, 0, ph), mode="replicate")
-    return x
+    padded = np.pad(img.rgb, ((0, ph), (0, pw), (0, 0)), mode="edge")
+    x = torch.from_numpy(padded).to(device)
+    return x.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
 
 
 @torch.no_grad()
@@ -196,7 +196,7 @@ def estimate_bpp(img: RasterImage, quality: float, model: PLN, device: str) -> f
     """ΣKL rate (bits per pixel) at a quality without coding: for rate control."""
     x = _to_tensor(img, model.stride, device)
     q = torch.tensor([quality], device=device)
-    (mu_x, s_x), (mu2, s2) = model.encode(x, q)
+    (mu_x, s_x), (mu2, s2) = tiling.encode(model, x, q)
     mu_p, s_p = model.prior1(mu2, q)
     mu1, s1 = combine_posterior(mu_x, s_x, mu_p, s_p)
     kl = kl_bits_standardized(mu2, s2).sum() + \
@@ -239,7 +239,7 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
     mark("setup")
 
     # level 2: q(z2|x) against p(z2) = N(0, I), already standardized
-    (mu_x, s_x), (mu2, s2) = model.encode(x, q)
+    (mu_x, s_x), (mu2, s2) = tiling.encode(model, x, q)
     mark("network")
     mu2, s2 = refine_level2(model, x, q, h, w, mu_x, s_x, mu2, s2, p.refine_l2_steps,
                             p.refine_step)
@@ -564,8 +564,7 @@ def decompress(data: bytes, device: str | None = None,
         torch.as_tensor(out_vals, device=device))
     z1 = mu_p + s_p * from_blocks(z1_std, cfg.m, h1, w1, bh, bw)
     mark("level1")
-    x_hat = model.decode(z1, q)[0, :, :hd.height, :hd.width]
-    rgb = (x_hat.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    rgb = tiling.decode_uint8(model, z1, q, hd.height, hd.width)
     mark("network")
     alpha = None
     if hd.alpha:

@@ -1,0 +1,79 @@
+"""The analysis and synthesis transforms over tiles, so that memory is bounded by a tile
+and not by the image (inference only).
+
+Each tile is run with a halo of neighbouring pixels (latent pixels for the synthesis, image
+pixels for the analysis) that covers the transforms' receptive field, and only its own
+part of the result is kept; tiles at the image's border see the same zero padding as the
+whole image would. The results differ from an untiled pass by float noise only, and images
+that fit in one tile run untiled (bit for bit the same). Decoded pixels are converted to
+8 bits tile by tile, so the full-resolution float image never exists at once.
+
+Receptive fields: g_s is four 5x5 stride-2 transposed convolutions, so an output pixel
+depends on latent pixels within 2 + 1 + 1/2 + 1/4 < 4 of it; g_a is four 5x5 stride-2
+convolutions, so a latent pixel depends on image pixels within 2 + 4 + 8 + 16 = 30 of its
+16x16 cell. The halos below cover that (4 latent pixels, 48 image pixels); measured on
+kodim05 with small tiles, the latents differ from an untiled pass by at most 1e-6 and the
+decoded pixels by at most one level (PSNR difference 3e-6 dB).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .pln import PLN, _scale
+
+STRIDE1 = 16               # image pixels per level-1 latent pixel
+SYNTHESIS_TILE = 64        # latent pixels (1024 image pixels) per tile side
+SYNTHESIS_HALO = 4         # latent pixels
+ANALYSIS_TILE = 1024       # image pixels per tile side (a multiple of 64)
+ANALYSIS_HALO = 48         # image pixels (a multiple of 16)
+
+
+def _spans(n: int, tile: int, halo: int):
+    """(start, stop) of each tile along an axis of length n, and of its haloed window."""
+    for a in range(0, n, tile):
+        b = min(a + tile, n)
+        yield a, b, max(a - halo, 0), min(b + halo, n)
+
+
+@torch.no_grad()
+def encode(model: PLN, x: torch.Tensor, quality: torch.Tensor,
+           tile: int = ANALYSIS_TILE, halo: int = ANALYSIS_HALO):
+    """``model.encode`` with g_a over tiles of ``tile`` image pixels."""
+    _, _, H, W = x.shape
+    if H <= tile and W <= tile:
+        return model.encode(x, quality)
+    s = STRIDE1
+    y = None
+    for y0, y1, wy0, wy1 in _spans(H, tile, halo):
+        for x0, x1, wx0, wx1 in _spans(W, tile, halo):
+            part = model.g_a(x[..., wy0:wy1, wx0:wx1] - 0.5, quality)
+            if y is None:
+                y = torch.empty(1, part.shape[1], H // s, W // s, device=x.device)
+            y[..., y0 // s:y1 // s, x0 // s:x1 // s] = part[
+                ..., (y0 - wy0) // s:(y1 - wy0) // s, (x0 - wx0) // s:(x1 - wx0) // s]
+    mu_x, s_x = y.chunk(2, dim=1)
+    mu2, s2 = model.h_a(mu_x, quality).chunk(2, dim=1)
+    return (mu_x, _scale(s_x)), (mu2, _scale(s2))
+
+
+@torch.no_grad()
+def decode_uint8(model: PLN, z1: torch.Tensor, quality: torch.Tensor, height: int,
+                 width: int, tile: int = SYNTHESIS_TILE,
+                 halo: int = SYNTHESIS_HALO) -> np.ndarray:
+    """g_s(z1) cropped to height x width, as 8-bit RGB (H, W, 3), over tiles of ``tile``
+    latent pixels."""
+    _, _, h1, w1 = z1.shape
+    s = STRIDE1
+    out = np.empty((height, width, 3), dtype=np.uint8)
+    for y0, y1, wy0, wy1 in _spans(h1, tile, halo):
+        for x0, x1, wx0, wx1 in _spans(w1, tile, halo):
+            ph, pw = min(y1 * s, height) - y0 * s, min(x1 * s, width) - x0 * s
+            if ph <= 0 or pw <= 0:
+                continue
+            x_hat = model.decode(z1[..., wy0:wy1, wx0:wx1], quality)[0]
+            oy, ox = (y0 - wy0) * s, (x0 - wx0) * s
+            part = x_hat[:, oy:oy + ph, ox:ox + pw]
+            out[y0 * s:y0 * s + ph, x0 * s:x0 * s + pw] = \
+                (part.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return out
