@@ -1,0 +1,81 @@
+"""Whole-process time and peak memory of nnc compress / decompress on large photographs
+(issue 15: memory bounded by a tile), on mosaics of Kodak images (real photo content).
+
+    python benchmarks/large_images.py --megapixels 12 24 --out benchmarks/results/large-images.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
+SIZES = {12: (4000, 3000), 24: (6000, 4000), 100: (10000, 10000)}
+
+
+def mosaic(width: int, height: int) -> np.ndarray:
+    """Kodak images (768x512, turned to landscape) tiled in order over width x height."""
+    tiles = []
+    for p in sorted(KODAK.glob("*.png")):
+        a = np.asarray(Image.open(p).convert("RGB"))
+        tiles.append(a if a.shape[1] > a.shape[0] else a.transpose(1, 0, 2))
+    out = np.empty((height, width, 3), np.uint8)
+    i = 0
+    for y in range(0, height, 512):
+        for x in range(0, width, 768):
+            t = tiles[i % len(tiles)]
+            i += 1
+            out[y:y + 512, x:x + 768] = t[:min(512, height - y), :min(768, width - x)]
+    return out
+
+
+def measured(cmd: list[str]) -> dict:
+    """Run ``cmd`` in a child that reports its own peak RSS (ru_maxrss of its children)."""
+    probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+             "r = subprocess.run(sys.argv[1:]); "
+             "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN)"
+             ".ru_maxrss, r.returncode)")
+    out = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, text=True)
+    wall, rss_kib, rc = out.stdout.split()
+    if int(rc):
+        raise SystemExit(f"large_images.py: {' '.join(cmd)} failed: {out.stderr}")
+    return {"wall_s": round(float(wall), 2), "peak_rss_mib": round(int(rss_kib) / 1024, 1)}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--megapixels", type=int, nargs="+", default=[12, 24], choices=SIZES)
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    nnc = [sys.executable, "-m", "nnc.cli"]
+    res = json.loads(args.out.read_text()) if args.out.exists() else {}
+    res.update({"machine": f"{platform.machine()} CPU, {os.cpu_count()} cores",
+                "note": "whole processes (Python start-up and torch import included); "
+                        "default settings (refinement is skipped above 1 megapixel)"})
+    res.setdefault("rows", {})
+    with tempfile.TemporaryDirectory() as d:
+        for mp in args.megapixels:
+            w, h = SIZES[mp]
+            png, nf, rec = Path(d) / "in.png", Path(d) / "x.nnc", Path(d) / "rec.png"
+            Image.fromarray(mosaic(w, h)).save(png)
+            c = measured([*nnc, "compress", "-f", str(png), str(nf)])
+            dd = measured([*nnc, "decompress", "-f", str(nf), str(rec)])
+            row = {"width": w, "height": h, "bpp": 8 * nf.stat().st_size / (w * h),
+                   "compress": c, "decompress": dd}
+            res["rows"][str(mp)] = row
+            print(mp, "MP:", json.dumps(row), flush=True)
+            args.out.write_text(json.dumps(res, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
