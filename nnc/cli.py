@@ -125,8 +125,9 @@ def write_output(path: str, data: bytes, force: bool) -> None:
         # a short name of our own (not the target's: a 255-byte name plus a suffix would
         # be too long), created exclusively; ``tmp`` is set before the file exists, so an
         # interrupt at any point leaves nothing behind
+        _remove_stale_parts(parent)
         for _ in range(100):
-            tmp = str(parent / f".nnc-{os.urandom(6).hex()}.part")
+            tmp = str(parent / f".nnc-{os.getpid()}-{os.urandom(6).hex()}.part")
             try:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 break
@@ -160,6 +161,35 @@ def write_output(path: str, data: bytes, force: bool) -> None:
                 os.unlink(tmp)
             except OSError:
                 pass
+
+
+def _remove_stale_parts(folder: Path) -> None:
+    """Remove temporary files that an nnc killed outright (kill -9, a crash) left in
+    ``folder``: their names carry the writer's process id, and only files of processes that
+    no longer exist are removed (a running nnc's are left alone)."""
+    try:
+        names = [p for p in folder.iterdir() if p.name.startswith(".nnc-")
+                 and p.name.endswith(".part")]
+    except OSError:
+        return
+    for p in names:
+        try:
+            pid = int(p.name.split("-")[1])
+        except (IndexError, ValueError):
+            continue
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+            continue                      # alive: leave it
+        except (ProcessLookupError, OverflowError):
+            pass                          # no such process: stale
+        except OSError:
+            continue                      # someone else's process (EPERM): leave it
+        try:
+            p.unlink()
+        except OSError:
+            pass
 
 
 def _same_file(a: str, b: str) -> bool:

@@ -187,3 +187,29 @@ def test_export_names_are_checked_before_training(runner, tmp_path, name, messag
     assert r.exit_code == 6 and message in r.stderr
     assert not (tmp_path / "run").exists()          # refused before any training
     assert manifest() == before
+
+
+def test_parts_left_by_a_killed_nnc_are_removed(runner, png, tmp_path):
+    """kill -9 cannot be caught; the next nnc writing into the folder removes what a
+    process that no longer exists left behind, and leaves a live process's alone."""
+    dead = tmp_path / ".nnc-4194305-0123456789ab.part"      # above Linux's largest pid
+    dead.write_bytes(b"partial")
+    live = tmp_path / f".nnc-{os.getppid()}-0123456789ab.part"
+    live.write_bytes(b"in progress")
+    r = runner.invoke(main, ["compress", "--refine", "0", str(png), str(tmp_path / "o.nnc")])
+    assert r.exit_code == 0, r.output
+    assert not dead.exists() and live.exists()
+
+
+def test_kill_9_then_rerun_leaves_only_the_output(png, tmp_path):
+    big = tmp_path / "big.png"
+    big.write_bytes(png_bytes(smooth_image(1024, 2048)))
+    out = tmp_path / "o.nnc"
+    cmd = [sys.executable, "-m", "nnc.cli", "compress", "--refine", "0", str(big), str(out)]
+    p = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+    fake = tmp_path / f".nnc-{p.pid}-0123456789ab.part"    # as if killed while writing
+    fake.write_bytes(b"partial")
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=60)
+    assert subprocess.run(cmd, capture_output=True, timeout=300).returncode == 0
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["big.png", "in.png", "o.nnc"]
