@@ -147,3 +147,30 @@ def test_sideinfo_roundtrip():
     est = sideinfo.laplace_bits(vals.astype(float), means,
                                 sideinfo.S0_GRID[s0] + sideinfo.S1_GRID[s1] * means, 15)
     assert est < 8 * len(data)
+
+
+def test_rd_encode_in_chunks_is_the_same_as_in_one_piece(monkeypatch):
+    """Large images are coded in chunks of blocks (bounded memory): the same result."""
+    import nnc.coding.greedy as greedy
+    g = torch.Generator().manual_seed(4)
+    mean = torch.randn(3000, 8, generator=g) * 0.8
+    std = torch.rand(3000, 8, generator=g) * 0.5 + 0.05
+    shards = greedy.shard_counts(greedy.kl_bits_standardized(mean, std).sum(1), 8, 15, 4.0)
+    whole = greedy.rd_encode(mean, std, shards, 0, 8, 0.5, 4, 1.0, 15)
+    monkeypatch.setattr(greedy, "RD_CHUNK_BLOCKS", 701)
+    parts = greedy.rd_encode(mean, std, shards, 0, 8, 0.5, 4, 1.0, 15)
+    assert all(torch.equal(a, b) for a, b in zip(whole, parts))
+    assert (whole[0] > 0).any()
+
+
+def test_level2_choices_do_not_depend_on_memory_chunks(monkeypatch):
+    """The importance coder keeps log-weights only for open groups: the same code as with
+    one table for all groups (compared against a small chunk size)."""
+    import nnc.coding.importance as imp
+    g = torch.Generator().manual_seed(5)
+    mean = torch.randn(6000, generator=g)
+    std = torch.rand(6000, generator=g) * 0.6 + 0.2
+    a, sa = imp.importance_encode(mean, std, 3, 8, 7.0, 64, 11.0, 3.0)
+    monkeypatch.setattr(imp, "CHUNK_ELEMENTS", 256 * 37)      # 37 dims per chunk
+    b, sb = imp.importance_encode(mean, std, 3, 8, 7.0, 64, 11.0, 3.0)
+    assert (a.indices == b.indices).all() and torch.equal(sa, sb)

@@ -148,10 +148,37 @@ def kl_bits_standardized(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     return (-torch.log(std) + 0.5 * (std * std + mean * mean - 1)) / math.log(2)
 
 
+RD_CHUNK_BLOCKS = 1 << 16    # blocks coded at once by rd_encode: bounds its memory
+
+
 def rd_encode(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tensor, seed: int,
               bits: int, decay: float, beam: int, kappa: float, max_shards: int,
               offsets=(-1, 0, 1), lookahead: bool = True
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`_rd_encode_blocks` over chunks of RD_CHUNK_BLOCKS blocks (each block's coding
+    is independent of the others', so the result is the same as in one piece, with memory
+    bounded by a chunk)."""
+    n = mean.shape[0]
+    if n <= RD_CHUNK_BLOCKS:
+        return _rd_encode_blocks(mean, std, shards, seed, bits, decay, beam, kappa,
+                                 max_shards, offsets, lookahead)
+    parts = [_rd_encode_blocks(mean[a:a + RD_CHUNK_BLOCKS], std[a:a + RD_CHUNK_BLOCKS],
+                               shards[a:a + RD_CHUNK_BLOCKS], seed, bits, decay, beam, kappa,
+                               max_shards, offsets, lookahead, block_offset=a)
+             for a in range(0, n, RD_CHUNK_BLOCKS)]
+    kmax = max(p[1].shape[1] for p in parts)
+    out_idx = torch.full((n, kmax), -1, dtype=torch.int64, device=mean.device)
+    a = 0
+    for _, idx, _ in parts:
+        out_idx[a:a + idx.shape[0], :idx.shape[1]] = idx
+        a += idx.shape[0]
+    return torch.cat([p[0] for p in parts]), out_idx, torch.cat([p[2] for p in parts])
+
+
+def _rd_encode_blocks(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tensor, seed: int,
+                      bits: int, decay: float, beam: int, kappa: float, max_shards: int,
+                      offsets=(-1, 0, 1), lookahead: bool = True, block_offset: int = 0
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Choose each block's shard count by rate-distortion instead of round(KL / bits).
 
     Each block is coded (:func:`greedy_encode`) with K = shards + offset for every offset,
@@ -161,7 +188,8 @@ def rd_encode(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tensor, seed:
     for that error, the second the rate; kappa = 1 weighs them as the model's own ELBO does.
     The lowest score wins. A count is tried only where it can beat K = 0, and all counts of
     a block share its candidates. Encoder only: the decoder reads the chosen counts as
-    always. Returns (shards, indices, sample)."""
+    always. ``block_offset``: the number of the first block in the shared stream. Returns
+    (shards, indices, sample)."""
     n, dims = mean.shape
     device = mean.device
     w = (std.pow(-2) - 1).clamp(min=0)
@@ -173,7 +201,7 @@ def rd_encode(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tensor, seed:
     rows, col = torch.nonzero(keep, as_tuple=True)                  # sorted by block
     k_rows = tries[rows, col]
     idx, sample = greedy_encode(mean[rows], std[rows], k_rows, seed, bits, decay, beam,
-                                lookahead, block_ids=rows)
+                                lookahead, block_ids=rows + block_offset)
     cost = 0.5 * ((sample - mean[rows]).square() * w[rows]).sum(1) + per_shard * k_rows
     best = cost0.scatter_reduce(0, rows, cost, reduce="amin")
     win = (cost == best[rows]) & (cost < cost0[rows])

@@ -82,6 +82,16 @@ def _candidate_gaussians(seed, group_of_dim, pos_in_group, candidates):
     return words_to_gaussian(h)
 
 
+def _gumbel_choice(seed: int, g0: int, g1: int, cand: torch.Tensor,
+                   logw: torch.Tensor) -> torch.Tensor:
+    """Gumbel-max over groups g0 ... g1 - 1: a sample of the categorical distribution
+    proportional to exp(logw), with encoder-local noise."""
+    groups = torch.arange(g0, g1, device=logw.device)
+    gkeys = block_keys(seed, STREAM_ENCODER + 1, groups, logw.device)
+    u = words_to_uniform(mix32(gkeys.unsqueeze(-1) ^ cand))
+    return torch.argmax(logw - torch.log(-torch.log(u)), dim=1)
+
+
 def importance_encode(mean: torch.Tensor, std: torch.Tensor, seed: int, index_bits: int,
                       group_kl_bits: float, max_group: int,
                       outlier_kl_bits: float,
@@ -105,19 +115,29 @@ def importance_encode(mean: torch.Tensor, std: torch.Tensor, seed: int, index_bi
     n_cand = 1 << index_bits
     group_of_dim, pos_in_group = _group_layout(sizes, device)
     m, s = mean[keep], std[keep]
-    logw = torch.zeros(n_groups, n_cand, device=device)
     cand = torch.arange(n_cand, device=device, dtype=torch.int32)
     chunk = max(1, CHUNK_ELEMENTS // n_cand)
+    ends = np.cumsum(sizes)                        # one past each group's last dimension
+    chosen = torch.zeros(n_groups, dtype=torch.int64, device=device)
+    # log-weights are kept only for the groups the current chunk of dimensions touches, and
+    # each group is chosen as soon as all its dimensions are in: memory is bounded by a
+    # chunk, not by the latent (the sums, and so the choices, are those of one big table)
+    open_lo, logw = 0, torch.zeros(0, n_cand, device=device)
     for a in range(0, keep.numel(), chunk):
         sl = slice(a, a + chunk)
-        x = _candidate_gaussians(seed, group_of_dim[sl], pos_in_group[sl], cand)
+        gd = group_of_dim[sl]
+        g_hi = int(gd[-1]) + 1                     # groups [open_lo, g_hi) are touched
+        logw = torch.cat([logw, torch.zeros(g_hi - open_lo - logw.shape[0], n_cand,
+                                            device=device)])
+        x = _candidate_gaussians(seed, gd, pos_in_group[sl], cand)
         # log q(x) - log p(x), up to the group-constant -log s
         lw = 0.5 * x * x - 0.5 * ((x - m[sl, None]) / s[sl, None]) ** 2
-        logw.index_add_(0, group_of_dim[sl], lw)
-    # Gumbel-max: a sample of the categorical distribution proportional to the weights
-    gkeys = block_keys(seed, STREAM_ENCODER + 1, torch.arange(n_groups, device=device), device)
-    u = words_to_uniform(mix32(gkeys.unsqueeze(-1) ^ cand))
-    chosen = torch.argmax(sharpen * logw - torch.log(-torch.log(u)), dim=1)
+        logw.index_add_(0, gd - open_lo, lw)
+        done = g_hi if ends[g_hi - 1] <= a + chunk else g_hi - 1
+        if done > open_lo:
+            chosen[open_lo:done] = _gumbel_choice(seed, open_lo, done, cand,
+                                                  sharpen * logw[:done - open_lo])
+            logw, open_lo = logw[done - open_lo:], done
     x = _candidate_gaussians(seed, group_of_dim, pos_in_group,
                              chosen[group_of_dim].unsqueeze(-1))[:, 0]
     sample[keep] = x

@@ -23,9 +23,9 @@ import torch
 from .pln import PLN, _scale
 
 STRIDE1 = 16               # image pixels per level-1 latent pixel
-SYNTHESIS_TILE = 64        # latent pixels (1024 image pixels) per tile side
+SYNTHESIS_TILE = 48        # latent pixels (768 image pixels) per tile side
 SYNTHESIS_HALO = 4         # latent pixels
-ANALYSIS_TILE = 1024       # image pixels per tile side (a multiple of 64)
+ANALYSIS_TILE = 768        # image pixels per tile side (a multiple of 64)
 ANALYSIS_HALO = 48         # image pixels (a multiple of 16)
 
 
