@@ -358,13 +358,16 @@ def decompress(paths, out_dir, max_pixels, device, force):
     nnc decompress *.nnc -o outdir/
     """
     def body():
-        from . import codec
+        from .codes import read_codes
         from .image_io import write_png
         for src, dst in _progress(plan_outputs(paths, out_dir, ".png"), "decompress"):
             if dst != "-" and Path(dst).exists() and not force and not _is_special(Path(dst)):
                 raise OutputError(f"{dst}: already exists (use --force to overwrite)")
-            img = codec.decompress(read_input(src, MAX_NNC_BYTES), device=device,
-                                   max_pixels=max_pixels)
+            # every check on the file's integers first, without torch: a bad file is
+            # refused in milliseconds and with little memory
+            codes = read_codes(read_input(src, MAX_NNC_BYTES), max_pixels)
+            from . import codec
+            img = codec.decompress_codes(codes, device=device)
             write_output(dst, write_png(img), force)
     _run(body)
 

@@ -10,21 +10,20 @@
 from __future__ import annotations
 
 import math
-import struct
 import time
 import zlib
 from dataclasses import dataclass, replace
-from typing import Callable
 
 import numpy as np
 import torch
 
 from . import container
-from .coding import sideinfo
 from .coding.greedy import (greedy_decode, greedy_encode, kl_bits_standardized, rd_encode,
                             shard_counts)
-from .coding.importance import (Level2Code, dequantize_outlier, importance_decode,
-                                importance_encode, quantize_outlier)
+from .codes import (FileCodes, Level2Code, _read_level1, _read_level2,  # noqa: F401
+                    _shard_count_rows, _write_level1, _write_level2, read_codes)
+from .coding.importance import (dequantize_outlier, importance_decode, importance_encode,
+                                quantize_outlier)
 from .coding.prng import STREAM_ENCODER, block_keys, mix32, words_to_gaussian
 from .errors import FormatError, ModelError
 from .image_io import DEFAULT_MAX_PIXELS, RasterImage, compute_padding
@@ -361,222 +360,49 @@ def _default_name() -> str:
     return default_model_name()
 
 
-def _write_level2(code: Level2Code, n_dims: int, p: CoderParams) -> tuple[bytes, bytes]:
-    """Sections Z2SA (outliers, group sizes) and Z2IX (indices). Each group size is coded
-    with the previous one as its Laplace mean (the first with the median m0)."""
-    n_out, n_groups = len(code.outlier_positions), len(code.group_sizes)
-    si = sideinfo.Writer()
-    si.uniform(code.outlier_positions, n_dims)
-    si.uniform(code.outlier_values, 1 << 16)
-    sizes = code.group_sizes - 1
-    m0 = int(np.clip(np.median(sizes) if n_groups else 0, 0, 255))
-    means = np.concatenate([[m0], sizes[:-1]]).astype(np.float64) if n_groups else \
-        np.zeros(0)
-    s0, s1 = sideinfo.choose_scale(sizes, means, p.l2_max_group - 1)
-    si.laplace(sizes, means, s0, s1, p.l2_max_group - 1)
-    side = struct.pack("<IIBBB", n_out, n_groups, s0, s1, m0) + si.bytes()
-    ix = sideinfo.Writer()
-    ix.uniform(code.indices, 1 << p.l2_index_bits)
-    return side, ix.bytes()
-
-
-def _read_level2(side: bytes, ix: bytes, n_dims: int, p: container.Header,
-                 chained: bool = True) -> Level2Code:
-    """Z2SA (``chained``: each size's mean is the previous size) or the older Z2SI (every
-    mean is m0)."""
-    if len(side) < 11:
-        raise FormatError("corrupt .nnc file: level-2 side information is too short")
-    n_out, n_groups, s0, s1, m0 = struct.unpack_from("<IIBBB", side)
-    if n_out > n_dims or n_groups > n_dims or s0 >= len(sideinfo.S0_GRID) \
-            or s1 >= len(sideinfo.S1_GRID):
-        raise FormatError("corrupt .nnc file: level-2 counts are out of range")
-    if n_groups * p.l2_max_group < n_dims - n_out:
-        raise FormatError("corrupt .nnc file: too few level-2 groups for the latent")
-    # work bounded by the bytes given: a section must be long enough for what it claims
-    _need_bits(ix, n_groups * p.l2_index_bits, "level-2 index")
-    _need_bits(side[11:], n_out * (math.log2(max(n_dims, 2)) + 16), "level-2 side information")
-    r = sideinfo.Reader(side[11:])
-    pos = r.uniform(n_out, n_dims)
-    vals = r.uniform(n_out, 1 << 16)
-    if chained:
-        sizes = r.laplace_chain(n_groups, m0, s0, s1, p.l2_max_group - 1) + 1
-    else:
-        sizes = r.laplace(np.full(n_groups, float(m0)), s0, s1, p.l2_max_group - 1) + 1
-    if len(np.unique(pos)) != n_out or sizes.sum() != n_dims - n_out:
-        raise FormatError("corrupt .nnc file: level-2 grouping does not match the latent size")
-    idx = sideinfo.Reader(ix).uniform(n_groups, 1 << p.l2_index_bits)
-    return Level2Code(np.sort(pos), vals, sizes, idx)
-
-
-RANGE_CODER_SLACK_BITS = 64    # a range-coded stream may end up to two words early
-
-
-def _need_bits(section: bytes, bits: float, what: str) -> None:
-    """Refuse a section too short for ``bits`` bits of uniformly coded symbols (which cost
-    exactly their bits): the range decoder would read zeros past its end, and a crafted
-    file could make the decoder do work and allocate memory that its bytes do not pay for."""
-    if 8 * len(section) + RANGE_CODER_SLACK_BITS < bits:
-        raise FormatError(f"corrupt .nnc file: the {what} section holds {len(section)} "
-                          f"bytes, too few for the {math.ceil(bits)} bits it must carry")
-
-
-def _shard_count_rows(shards: np.ndarray, model,
-                      decoded: "Callable[[np.ndarray], np.ndarray] | None" = None):
-    """The model of the shard counts ``shards`` (channels, rows, cols), position by position
-    in the order (block row, block column, channel): ``model.rows`` for the context (above,
-    left), then ``model.update`` after each position (sideinfo.AdaptiveCounts for Z1SA, the
-    fixed sideinfo.TableCounts for Z1SI).
-
-    Encoder: returns the probability rows of all counts in that order. Decoder: pass
-    ``decoded(rows) -> counts`` to read each position's counts; fills ``shards`` in place."""
-    n_live, n_rows, n_cols = shards.shape
-    zero = np.zeros(n_live, dtype=np.int64)
-    out = []
-    for row in range(n_rows):
-        for col in range(n_cols):
-            above = shards[:, row - 1, col] if row else zero
-            left = shards[:, row, col - 1] if col else zero
-            rows = model.rows(above, left)
-            if decoded is None:
-                out.append(rows)
-            else:
-                shards[:, row, col] = decoded(rows)
-            model.update(above, left, shards[:, row, col])
-    return np.concatenate(out) if out else np.zeros((0, model.n))
-
-
-def _write_level1(shards: np.ndarray, indices: np.ndarray, p: CoderParams,
-                  table: np.ndarray, out_pos: np.ndarray, out_vals: np.ndarray):
-    """Sections Z1SA and Z1IX. shards: (M, block rows, block cols); indices: (n_blocks,
-    max shards); outliers: positions into the block-ordered latent and their 16-bit values.
-    Z1SA: the outliers, one live flag per channel (any block with a shard), then the counts
-    of the live channels with :func:`_shard_count_rows` and adaptive counts."""
-    si = sideinfo.Writer()
-    si.uniform(out_pos, shards.size * p.l1_block_w * p.l1_block_h)
-    si.uniform(out_vals, 1 << 16)
-    live = shards.reshape(shards.shape[0], -1).max(1, initial=0) > 0
-    si.uniform(live.astype(np.int64), 2)
-    ls = shards[live]
-    si.categorical(ls.transpose(1, 2, 0).ravel(),
-                   _shard_count_rows(ls, sideinfo.AdaptiveCounts(table)))
-    flat = shards.ravel()
-    ix = sideinfo.Writer()
-    # shard step k: the indices of all blocks with more than k shards, in block order
-    for k in range(indices.shape[1] if indices.ndim == 2 else 0):
-        ix.uniform(indices[flat > k, k], 1 << p.l1_shard_bits)
-    return struct.pack("<I", len(out_pos)) + si.bytes(), ix.bytes()
-
-
-def _read_level1(side: bytes, ix: bytes, m: int, rows: int, cols: int, p: container.Header,
-                 table: np.ndarray, adaptive: bool = True):
-    """Z1SA (``adaptive``) or the older Z1SI (every channel, the fixed table) and Z1IX."""
-    if table.shape[0] != p.l1_max_shards + 1:
-        raise FormatError("unsupported .nnc file: its level-1 shard range does not match "
-                          "the model's table")
-    if len(side) < 4:
-        raise FormatError("corrupt .nnc file: level-1 side information is too short")
-    (n_out,) = struct.unpack_from("<I", side)
-    n1 = m * rows * cols * p.l1_block_w * p.l1_block_h
-    if n_out > n1:
-        raise FormatError("corrupt .nnc file: more level-1 outliers than latents")
-    _need_bits(side[4:], n_out * (math.log2(max(n1, 2)) + 16), "level-1 side information")
-    r = sideinfo.Reader(side[4:])
-    out_pos = r.uniform(n_out, n1)
-    out_vals = r.uniform(n_out, 1 << 16)
-    if len(np.unique(out_pos)) != n_out:
-        raise FormatError("corrupt .nnc file: repeated level-1 outlier positions")
-    shards = np.zeros((m, rows, cols), dtype=np.int64)
-    if adaptive:
-        live = r.uniform(m, 2).astype(bool)
-        ls = np.zeros((int(live.sum()), rows, cols), dtype=np.int64)
-        _shard_count_rows(ls, sideinfo.AdaptiveCounts(table), r.categorical)
-        shards[live] = ls
-    else:
-        _shard_count_rows(shards, sideinfo.TableCounts(table), r.categorical)
-    flat = shards.ravel()
-    _need_bits(ix, int(flat.sum()) * p.l1_shard_bits, "level-1 index")
-    kmax = int(flat.max()) if flat.size else 0
-    indices = np.full((flat.size, kmax), -1, dtype=np.int64)
-    rix = sideinfo.Reader(ix)
-    for k in range(kmax):
-        sel = flat > k
-        indices[sel, k] = rix.uniform(int(sel.sum()), 1 << p.l1_shard_bits)
-    return flat, indices, out_pos, out_vals
-
-
 @torch.no_grad()
 def decompress(data: bytes, device: str | None = None,
                max_pixels: int = DEFAULT_MAX_PIXELS, timings: dict | None = None) -> RasterImage:
+    mark = _Stages(timings, pick_device(device))
+    codes = read_codes(data, max_pixels)
+    mark("container + entropy decoding")
+    return decompress_codes(codes, device, timings=timings, _mark=mark)
+
+
+@torch.no_grad()
+def decompress_codes(codes: FileCodes, device: str | None = None, timings: dict | None = None,
+                     _mark: "_Stages | None" = None) -> RasterImage:
+    """The network's part of decoding: the file's integers (codes.read_codes) to pixels."""
     device = pick_device(device)
-    mark = _Stages(timings, device)
-    c = container.read(data)
-    hd = c.header
-    if hd.width * hd.height > max_pixels:
-        raise FormatError(f"the file declares {hd.width}x{hd.height} pixels, over the limit "
-                          f"of {max_pixels} (raise it with --max-pixels if this is intended)")
-    # side information: Z2SA / Z1SA, or Z2SI / Z1SI in files from nnc before 2026-11-22
-    z2si = "Z2SA" if "Z2SA" in c.sections else "Z2SI"
-    z1si = "Z1SA" if "Z1SA" in c.sections else "Z1SI"
-    if {"Z2SA", "Z2SI"} <= c.sections.keys() or {"Z1SA", "Z1SI"} <= c.sections.keys():
-        raise FormatError("corrupt .nnc file: side information is there in two codings")
-    for tag in (z2si, "Z2IX", z1si, "Z1IX"):
-        if tag not in c.sections:
-            raise FormatError(f"corrupt .nnc file: section {tag} is missing")
-    if hd.alpha and "ALPH" not in c.sections:
-        raise FormatError("corrupt .nnc file: the alpha section is missing")
+    mark = _mark or _Stages(timings, device)
+    hd = codes.header
     model, digest = load_model(hd.model_name, device)
     if digest != hd.weights_sha256:
         raise ModelError(f"this file was made with other weights for model "
                          f"{hd.model_name!r} than the ones installed")
     cfg = model.cfg
-    ph, pw = compute_padding(hd.height, hd.width, model.stride)
-    H, W = hd.height + ph, hd.width + pw
-    h2, w2 = H // model.stride, W // model.stride
-    h1, w1 = H // 16, W // 16
-    if h1 % hd.l1_block_h or w1 % hd.l1_block_w:
-        raise FormatError("corrupt .nnc file: level-1 block size does not tile the latent")
+    (g, h2, w2), (m, h1, w1) = codes.shape2, codes.shape1
+    if (g, m) != (cfg.g, cfg.m):
+        raise ModelError(f"model {hd.model_name!r}: its manifest and its weights disagree "
+                         "on the latent channels; reinstall nnc")
     q = torch.tensor([hd.quality], device=device)
-
-    n2 = cfg.g * h2 * w2
     bh, bw = hd.l1_block_h, hd.l1_block_w
-    try:
-        code2 = _read_level2(c.sections[z2si], c.sections["Z2IX"], n2, hd,
-                             chained=z2si == "Z2SA")
-        shards, indices, out_pos, out_vals = _read_level1(
-            c.sections[z1si], c.sections["Z1IX"], cfg.m, h1 // bh, w1 // bw, hd,
-            model.shard_table, adaptive=z1si == "Z1SA")
-    except (FormatError, KeyboardInterrupt, SystemExit, MemoryError):
-        raise
-    except BaseException as e:   # constriction refuses streams that do not decode (its Rust
-        # panics arrive as pyo3's PanicException, a BaseException)
-        raise FormatError(f"corrupt .nnc file: entropy-coded data does not decode ({e})") \
-            from None
-    mark("container + entropy decoding")
-    z2 = importance_decode(code2, n2, hd.seed, device).reshape(1, cfg.g, h2, w2)
+    z2 = importance_decode(codes.level2, g * h2 * w2, hd.seed, device).reshape(1, g, h2, w2)
     mark("level2")
     mu_p, s_p = model.prior1(z2, q)
     mark("network")
-    z1_std = greedy_decode(torch.as_tensor(indices, device=device),
-                           torch.as_tensor(shards, device=device), hd.seed, bh * bw,
+    z1_std = greedy_decode(torch.as_tensor(codes.indices, device=device),
+                           torch.as_tensor(codes.shards, device=device), hd.seed, bh * bw,
                            hd.l1_shard_decay)
     flat_std = z1_std.view(-1)
-    flat_std[torch.as_tensor(out_pos, device=device)] = dequantize_outlier(
-        torch.as_tensor(out_vals, device=device))
-    z1 = mu_p + s_p * from_blocks(z1_std, cfg.m, h1, w1, bh, bw)
+    flat_std[torch.as_tensor(codes.l1_outlier_positions, device=device)] = dequantize_outlier(
+        torch.as_tensor(codes.l1_outlier_values, device=device))
+    z1 = mu_p + s_p * from_blocks(z1_std, m, h1, w1, bh, bw)
     mark("level1")
     rgb = tiling.decode_uint8(model, z1, q, hd.height, hd.width)
     mark("network")
-    alpha = None
-    if hd.alpha:
-        try:   # never inflate more than the plane's size (zlib bombs)
-            raw = zlib.decompressobj().decompress(c.sections["ALPH"], hd.width * hd.height + 1)
-        except zlib.error:
-            raise FormatError("corrupt .nnc file: the alpha plane does not decompress") from None
-        if len(raw) != hd.width * hd.height:
-            raise FormatError("corrupt .nnc file: the alpha plane has the wrong size")
-        alpha = np.frombuffer(raw, dtype=np.uint8).reshape(hd.height, hd.width).copy()
     if hd.channels == 1:
         gray = np.round(rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114],
                                                            dtype=np.float32))
         rgb = np.repeat(np.clip(gray, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
-    return RasterImage(rgb=rgb, gray=hd.channels == 1, alpha=alpha)
+    return RasterImage(rgb=rgb, gray=hd.channels == 1, alpha=codes.alpha)

@@ -142,3 +142,29 @@ def test_crafted_huge_headers_are_refused_fast(small_file, size, level2_ok):
     with pytest.raises(FormatError, match="too few for the"):
         codec.decompress(data, device="cpu")
     assert time.perf_counter() - t < 3       # measured: well under 1 s (README)
+
+
+def test_bad_files_are_refused_without_loading_torch(small_file, tmp_path):
+    """The decoder's integers are read and checked before the network exists (nnc/codes.py):
+    a crafted file is refused by a process that never imports torch."""
+    import subprocess
+    import sys
+    bad = tmp_path / "crafted.nnc"
+    bad.write_bytes(crafted(small_file, 4000, 3000, level2_ok=True))
+    probe = ("import sys\nfrom nnc.cli import main\ntry:\n    main(sys.argv[1:])\n"
+             "except SystemExit as e:\n    print(e.code, 'torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", probe, "decompress", str(bad),
+                        str(tmp_path / "o.png")], capture_output=True, text=True, timeout=120)
+    assert r.stdout.split() == ["4", "False"], r.stdout + r.stderr
+    assert "too few for the" in r.stderr and not (tmp_path / "o.png").exists()
+
+
+def test_shipped_shard_tables_match_the_weights():
+    """weights/<name>.shard-table.npy (read without torch) is the table in the weights file."""
+    import numpy as np
+    from nnc.codes import model_entry
+    from nnc.model.weights import load_model, manifest
+    for name in manifest()["models"]:
+        _, table = model_entry(name)
+        model, _ = load_model(name, "cpu")
+        assert np.array_equal(table, model.shard_table)

@@ -20,25 +20,17 @@ search with one numpy call per group.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from ..codes import Level2Code  # noqa: F401  (the code's integers live with the format)
 from .prng import (STREAM_LEVEL2, STREAM_ENCODER, block_keys, mix32, words_to_gaussian,
                    words_to_uniform)
 
 OUTLIER_RANGE = 64.0
 OUTLIER_LEVELS = 1 << 16
 CHUNK_ELEMENTS = 1 << 23
-
-
-@dataclass
-class Level2Code:
-    outlier_positions: np.ndarray   # int64, sorted, into the flattened latent
-    outlier_values: np.ndarray      # int64 in [0, 2^16)
-    group_sizes: np.ndarray         # int64 >= 1, over the non-outlier dims in order
-    indices: np.ndarray             # int64 in [0, 2^index_bits), one per group
 
 
 def quantize_outlier(v: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,7 @@ PLN config, and how it was trained. Files are fp16 state dicts read with
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 from functools import lru_cache
@@ -115,6 +116,12 @@ def install(checkpoint: Path, name: str, table_images: list, info: dict | None =
     model.eval()
     table = shard_table_from_images(model, table_images)
     config, digest = export(checkpoint, out_file, table)
+    # the table also as a numpy file: the decoder's integers are read without torch
+    # (nnc/codes.py), and the file's sha256 is in the manifest
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(table, dtype=np.int64), allow_pickle=False)
+    table_file = directory / f"{name}.shard-table.npy"
+    table_file.write_bytes(buf.getvalue())
     path = directory / "manifest.json"
     m = json.loads(path.read_text()) if path.exists() else {"models": {}}
     entry = {"file": out_file.name, "sha256": digest, "config": config,
@@ -123,10 +130,14 @@ def install(checkpoint: Path, name: str, table_images: list, info: dict | None =
                              "per-channel rate gains interpolated over quality in [0, 1]",
              "steps": int(state["step"]), "train_wall_s": round(float(state["wall_s"]), 1),
              "train_device": state.get("device", "cpu"),
-             "bytes": out_file.stat().st_size, **(info or {})}
+             "bytes": out_file.stat().st_size, "shard_table_file": table_file.name,
+             "shard_table_sha256": hashlib.sha256(buf.getvalue()).hexdigest(),
+             **(info or {})}
     m["models"][name] = entry
     if make_default or "default" not in m:
         m["default"] = name
     path.write_text(json.dumps(m, indent=2) + "\n")
     load_model.cache_clear()
+    from ..codes import model_entry
+    model_entry.cache_clear()
     return entry
