@@ -327,7 +327,12 @@ def compress(paths, out_dir, quality, bpp, refine_steps, seed, model_name, max_p
         for src, dst in _progress(plan_outputs(paths, out_dir, ".nnc"), "compress"):
             if dst != "-" and Path(dst).exists() and not force and not _is_special(Path(dst)):
                 raise OutputError(f"{dst}: already exists (use --force to overwrite)")
-            img = read_image(read_input(src), max_pixels=max_pixels)
+            try:
+                img = read_image(read_input(src), max_pixels=max_pixels)
+            except InputError as e:
+                name = "stdin" if src == "-" else src
+                raise e if str(e).startswith(f"{name}:") else InputError(f"{name}: {e}") \
+                    from None
             if bpp is not None:
                 data, q = codec.compress_to_bpp(img, bpp, seed=seed, model_name=model_name,
                                                 device=device, params=params)

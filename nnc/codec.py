@@ -29,7 +29,7 @@ from .errors import FormatError, ModelError
 from .image_io import DEFAULT_MAX_PIXELS, RasterImage, compute_padding
 from .model.pln import PLN, combine_posterior
 from .model import tiling
-from .model.refine import refine_level1, refine_level2
+from .model.refine import MAX_PIXELS as REFINE_MAX_PIXELS, refine_level1, refine_level2
 from .model.weights import load_model
 
 
@@ -180,20 +180,22 @@ def shard_table_from_images(model: PLN, images: list[RasterImage],
     return table
 
 
-def _to_tensor(img: RasterImage, stride: int, device: str) -> torch.Tensor:
+def _to_tensor(img: RasterImage, stride: int, device: str,
+               as_float: bool = True) -> torch.Tensor:
     """The image padded (edge replication, in 8 bits) to multiples of ``stride``, as a
-    (1, 3, H, W) float tensor in [0, 1]: one float copy of the image, not three."""
+    (1, 3, H, W) tensor: float in [0, 1], or (``as_float`` False) uint8, which the tiled
+    transforms convert a tile at a time (a quarter of the memory of one float copy)."""
     h, w, _ = img.rgb.shape
     ph, pw = compute_padding(h, w, stride)
     padded = np.pad(img.rgb, ((0, ph), (0, pw), (0, 0)), mode="edge")
-    x = torch.from_numpy(padded).to(device)
-    return x.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+    x = torch.from_numpy(padded).to(device).permute(2, 0, 1).unsqueeze(0)
+    return x.float().div_(255.0) if as_float else x
 
 
 @torch.no_grad()
 def estimate_bpp(img: RasterImage, quality: float, model: PLN, device: str) -> float:
     """ΣKL rate (bits per pixel) at a quality without coding: for rate control."""
-    x = _to_tensor(img, model.stride, device)
+    x = _to_tensor(img, model.stride, device, as_float=False)
     q = torch.tensor([quality], device=device)
     (mu_x, s_x), (mu2, s2) = tiling.encode(model, x, q)
     mu_p, s_p = model.prior1(mu2, q)
@@ -233,7 +235,9 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
     quality = float(np.float32(quality))
     p = replace(params, l1_shard_decay=float(np.float32(params.l1_shard_decay)))
     h, w, _ = img.rgb.shape
-    x = _to_tensor(img, model.stride, device)
+    pixels = (h + (-h) % model.stride) * (w + (-w) % model.stride)
+    refining = (p.refine_steps > 0 or p.refine_l2_steps > 0) and pixels <= REFINE_MAX_PIXELS
+    x = _to_tensor(img, model.stride, device, as_float=refining)
     q = torch.tensor([quality], device=device)
     mark("setup")
 
@@ -257,8 +261,11 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
                             if p.refine_coder_aware else None, p.l1_first_shard_kl)
     mark("refine")
     bh, bw = p.l1_block_h, p.l1_block_w
+    m, h1, w1 = mu1.shape[1:]
+    del x, mu_x, s_x          # what the level-1 coder does not need: large images' memory
     mean = to_blocks((mu1 - mu_p) / s_p, bh, bw)
     std = to_blocks(s1 / s_p, bh, bw)
+    del mu1, s1, mu_p, s_p
     kl1 = kl_bits_standardized(mean, std)
     out_mask, shards, g_mean, g_std = level1_plan(mean, std, p, kl1)
     if p.l1_rd_kappa > 0:
@@ -289,7 +296,6 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
         model_name=name, weights_sha256=digest)
     sections = {}
     sections["Z2SA"], sections["Z2IX"] = _write_level2(code2, mu2.numel(), p)
-    m, h1, w1 = mu1.shape[1:]
     sections["Z1SA"], sections["Z1IX"] = _write_level1(
         shards.cpu().numpy().reshape(m, h1 // bh, w1 // bw), indices.cpu().numpy(), p,
         model.shard_table, out_pos.cpu().numpy(), out_vals.cpu().numpy())
@@ -398,6 +404,7 @@ def decompress_codes(codes: FileCodes, device: str | None = None, timings: dict 
     flat_std[torch.as_tensor(codes.l1_outlier_positions, device=device)] = dequantize_outlier(
         torch.as_tensor(codes.l1_outlier_values, device=device))
     z1 = mu_p + s_p * from_blocks(z1_std, m, h1, w1, bh, bw)
+    del mu_p, s_p, z1_std, flat_std
     mark("level1")
     rgb = tiling.decode_uint8(model, z1, q, hd.height, hd.width)
     mark("network")

@@ -128,3 +128,17 @@ def test_section_order_and_stray_alpha_are_refused():
                              (b"END ", b"")])
     with pytest.raises(FormatError, match="alpha"):
         container.read(stray)
+
+
+def test_uniform_ranges_beyond_the_range_coders_limit():
+    """Level-1 outlier positions of images over ~22 MP range past 2^24 (a 24 MP photo made
+    constriction panic): they are sent as two symbols each (spec §5)."""
+    import numpy as np
+    from nnc.coding import sideinfo
+    for n in ((1 << 24) + 5, 75_000_000, 3 * (1 << 30)):
+        vals = np.array([0, 1, 4095, 4096, n // 2, n - 1], dtype=np.int64)
+        w = sideinfo.Writer()
+        w.uniform(vals, n)
+        w.uniform(np.array([7]), 10)
+        r = sideinfo.Reader(w.bytes())
+        assert (r.uniform(len(vals), n) == vals).all() and r.uniform(1, 10)[0] == 7

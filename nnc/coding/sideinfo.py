@@ -19,7 +19,8 @@ import constriction
 S0_GRID = np.array([0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0,
                     8.0, 12.0, 16.0], dtype=np.float64)
 S1_GRID = np.array([0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6], dtype=np.float64)
-MAX_UNIFORM = 1 << 24   # constriction's Uniform(n) needs 2 <= n <= 2^24
+MAX_UNIFORM = 1 << 24   # constriction's Uniform(n) needs 2 <= n <= 2^24 ...
+SPLIT = 1 << 12         # ... so larger ranges are sent as two symbols (Writer.uniform)
 
 
 def _laplace_cdf(x, mean, scale):
@@ -100,11 +101,17 @@ class Writer:
         self.enc = constriction.stream.queue.RangeEncoder()
 
     def uniform(self, values, n: int) -> None:
-        """values in [0, n), 1 <= n <= 2^24 (n == 1 costs nothing and writes nothing)."""
-        values = np.ascontiguousarray(values, dtype=np.int32)
+        """values in [0, n), n >= 1 (n == 1 costs nothing and writes nothing). Above
+        constriction's limit of 2^24, each value is sent as two: v // SPLIT with
+        Uniform(ceil(n / SPLIT)) for all values, then v % SPLIT with Uniform(SPLIT)."""
+        values = np.ascontiguousarray(values, dtype=np.int64)
         if n == 1 or values.size == 0:
             return
-        self.enc.encode(values, constriction.stream.model.Uniform(n))
+        if n > MAX_UNIFORM:
+            self.uniform(values // SPLIT, -(-n // SPLIT))
+            self.uniform(values % SPLIT, SPLIT)
+            return
+        self.enc.encode(values.astype(np.int32), constriction.stream.model.Uniform(n))
 
     def laplace(self, values, means, s0: int, s1: int, vmax: int) -> None:
         values = np.ascontiguousarray(values, dtype=np.int32)
@@ -136,6 +143,12 @@ class Reader:
     def uniform(self, count: int, n: int) -> np.ndarray:
         if n == 1 or count == 0:
             return np.zeros(count, dtype=np.int64)
+        if n > MAX_UNIFORM:
+            high = self.uniform(count, -(-n // SPLIT))
+            v = high * SPLIT + self.uniform(count, SPLIT)
+            if (v >= n).any():
+                raise ValueError("a split uniform value is out of range")
+            return v
         return self.dec.decode(constriction.stream.model.Uniform(n), count).astype(np.int64)
 
     def categorical(self, probabilities: np.ndarray) -> np.ndarray:

@@ -36,18 +36,23 @@ def _spans(n: int, tile: int, halo: int):
         yield a, b, max(a - halo, 0), min(b + halo, n)
 
 
+def _float(x: torch.Tensor) -> torch.Tensor:
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x
+
+
 @torch.no_grad()
 def encode(model: PLN, x: torch.Tensor, quality: torch.Tensor,
            tile: int = ANALYSIS_TILE, halo: int = ANALYSIS_HALO):
-    """``model.encode`` with g_a over tiles of ``tile`` image pixels."""
+    """``model.encode`` with g_a over tiles of ``tile`` image pixels. ``x``: (1, 3, H, W),
+    float in [0, 1] or uint8 (converted a tile at a time)."""
     _, _, H, W = x.shape
     if H <= tile and W <= tile:
-        return model.encode(x, quality)
+        return model.encode(_float(x), quality)
     s = STRIDE1
     y = None
     for y0, y1, wy0, wy1 in _spans(H, tile, halo):
         for x0, x1, wx0, wx1 in _spans(W, tile, halo):
-            part = model.g_a(x[..., wy0:wy1, wx0:wx1] - 0.5, quality)
+            part = model.g_a(_float(x[..., wy0:wy1, wx0:wx1]) - 0.5, quality)
             if y is None:
                 y = torch.empty(1, part.shape[1], H // s, W // s, device=x.device)
             y[..., y0 // s:y1 // s, x0 // s:x1 // s] = part[
