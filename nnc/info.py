@@ -29,7 +29,9 @@ def describe(data: bytes, name: str = "-") -> dict:
     hdr = {k: v for k, v in vars(h).items() if k != "weights_sha256"}
     hdr["weights_sha256"] = h.weights_sha256.hex()
     return {"file": name, "bytes": len(data), "bpp": 8 * len(data) / pixels,
-            "version": container.VERSION, "header": hdr, "sections": rows}
+            "version": int.from_bytes(data[len(container.MAGIC):container.SIGNATURE_BYTES],
+                                      "little"),
+            "header": hdr, "sections": rows}
 
 
 def format_text(r: dict) -> str:

@@ -142,3 +142,9 @@ def test_uniform_ranges_beyond_the_range_coders_limit():
         w.uniform(np.array([7]), 10)
         r = sideinfo.Reader(w.bytes())
         assert (r.uniform(len(vals), n) == vals).all() and r.uniform(1, 10)[0] == 7
+
+
+def test_info_reports_the_files_own_version():
+    from nnc.info import describe
+    v1 = container.frame([(b"HEAD", header().pack()), (b"END ", b"")], version=1)
+    assert describe(v1)["version"] == 1 and describe(sample_file())["version"] == 2
