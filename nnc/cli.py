@@ -199,8 +199,24 @@ def _same_file(a: str, b: str) -> bool:
         return os.path.abspath(a) == os.path.abspath(b)
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm",
+                  ".pgm", ".pnm")
+
+
+def _names_an_output(arg: str, suffix: str) -> bool:
+    """Whether a second argument unambiguously names the output: '-', or for compress a
+    .nnc name, for decompress an image name. ``nnc compress -f *.png`` in a folder of two
+    photos must never take the second photo for the output."""
+    if arg == "-":
+        return True
+    ext = Path(arg).suffix.lower()
+    return ext == ".nnc" if suffix == ".nnc" else ext in IMAGE_SUFFIXES
+
+
 def plan_outputs(inputs: tuple[str, ...], out_dir: str | None, suffix: str) -> list[tuple[str, str]]:
-    """Pairs (input, output) from the positional arguments and -o."""
+    """Pairs (input, output) from the positional arguments and -o. A second argument is the
+    output only when it says so by its name (:func:`_names_an_output`); otherwise every
+    argument is an input, and each output goes beside its input (or into -o DIR)."""
     if not inputs:
         raise click.UsageError("no input given")
     if out_dir is not None:
@@ -210,13 +226,12 @@ def plan_outputs(inputs: tuple[str, ...], out_dir: str | None, suffix: str) -> l
         if "-" in inputs:
             raise click.UsageError("'-' (stdin) cannot be used with -o DIR")
         pairs = [(i, str(d / (Path(i).stem + suffix))) for i in inputs]
-    elif len(inputs) == 1:
-        i = inputs[0]
-        pairs = [(i, "-" if i == "-" else str(Path(i).with_suffix(suffix)))]
-    elif len(inputs) == 2:
+    elif len(inputs) == 2 and _names_an_output(inputs[1], suffix):
         pairs = [(inputs[0], inputs[1])]
-    else:
-        raise click.UsageError("several inputs need -o DIR for the outputs")
+    else:   # every argument is an input, written beside itself (a glob never names outputs)
+        if len(inputs) > 1 and "-" in inputs:
+            raise click.UsageError("'-' (stdin) can only be the only input")
+        pairs = [(i, "-" if i == "-" else str(Path(i).with_suffix(suffix))) for i in inputs]
     seen: dict[str, str] = {}
     for i, o in pairs:
         if o == "-":

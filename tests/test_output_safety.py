@@ -214,3 +214,21 @@ def test_kill_9_then_rerun_leaves_only_the_output(png, tmp_path):
     again = [sys.executable, "-m", "nnc.cli", "compress", "--refine", "0", str(png), str(out)]
     assert subprocess.run(again, capture_output=True, timeout=300).returncode == 0
     assert sorted(x.name for x in tmp_path.iterdir()) == ["big.png", "in.png", "o.nnc"]
+
+
+def test_a_glob_never_overwrites_a_photo(runner, tmp_path):
+    """`nnc compress -f *.png` in a folder of a.png and b.png: both are inputs (issue 16,
+    point 2); b.png is not taken for the output."""
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    a.write_bytes(png_bytes(smooth_image(20, 30, seed=1)))
+    b.write_bytes(png_bytes(smooth_image(20, 30, seed=2)))
+    before = b.read_bytes()
+    r = runner.invoke(main, ["compress", "-f", "--refine", "0", str(a), str(b)])
+    assert r.exit_code == 0, r.output
+    assert b.read_bytes() == before
+    assert (tmp_path / "a.nnc").exists() and (tmp_path / "b.nnc").exists()
+    # a second argument that names an output by its suffix is still one
+    r = runner.invoke(main, ["compress", "-f", "--refine", "0", str(a), str(tmp_path / "o.nnc")])
+    assert r.exit_code == 0 and (tmp_path / "o.nnc").exists()
+    r = runner.invoke(main, ["decompress", "-f", str(tmp_path / "o.nnc"), str(tmp_path / "o.png")])
+    assert r.exit_code == 0 and (tmp_path / "o.png").exists()
