@@ -379,7 +379,7 @@ def decompress(paths, out_dir, max_pixels, device, force):
     """
     def body():
         from .codes import read_codes
-        from .image_io import write_png
+        from .image_io import encode_for
         for src, dst in _progress(plan_outputs(paths, out_dir, ".png"), "decompress"):
             if dst != "-" and Path(dst).exists() and not force and not _is_special(Path(dst)):
                 raise OutputError(f"{dst}: already exists (use --force to overwrite)")
@@ -388,7 +388,11 @@ def decompress(paths, out_dir, max_pixels, device, force):
             codes = read_codes(read_input(src, MAX_NNC_BYTES), max_pixels)
             from . import codec
             img = codec.decompress_codes(codes, device=device)
-            write_output(dst, write_png(img), force)
+            try:
+                out = encode_for(img, dst)
+            except ValueError as e:
+                raise OutputError(str(e)) from None
+            write_output(dst, out, force)
     _run(body)
 
 

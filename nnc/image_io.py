@@ -5,6 +5,7 @@ import contextlib
 import io
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -100,6 +101,28 @@ def write_png(img: RasterImage) -> bytes:
             "RGBA", [*base.split(), Image.fromarray(img.alpha)])
     buf = io.BytesIO()
     im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def encode_for(img: RasterImage, name: str) -> bytes:
+    """The decoded image in the format the output name's extension asks for (PNG for '-'
+    and .png; JPEG and WebP at quality 95). ValueError with a message for an extension
+    Pillow does not know or a format that cannot hold the image (alpha in a JPEG)."""
+    ext = Path(name).suffix.lower()
+    if name == "-" or ext == ".png":
+        return write_png(img)
+    fmt = Image.registered_extensions().get(ext)
+    if fmt is None:
+        raise ValueError(f"{name}: unknown image extension {ext or '(none)'}; use .png, .jpg, "
+                         ".webp, .tif, ...")
+    im = Image.open(io.BytesIO(write_png(img)))
+    if fmt == "JPEG" and im.mode in ("RGBA", "LA"):
+        raise ValueError(f"{name}: JPEG cannot hold the alpha plane; write a .png")
+    buf = io.BytesIO()
+    try:
+        im.save(buf, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
+    except Exception as e:
+        raise ValueError(f"{name}: cannot write {fmt}: {e}") from None
     return buf.getvalue()
 
 

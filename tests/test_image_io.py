@@ -70,3 +70,18 @@ def test_a_large_text_chunk_is_harmless():
     info.add_text("comment", "x" * (2 << 20), zip=True)   # 2 MB of zTXt
     img = read_image(_save(Image.new("RGB", (8, 8), "green"), pnginfo=info))
     assert img.rgb.shape == (8, 8, 3)
+
+
+def test_decoded_images_are_written_in_the_format_their_name_asks_for(tmp_path):
+    from click.testing import CliRunner
+    from nnc.cli import main
+    src = tmp_path / "a.png"
+    src.write_bytes(_save(Image.new("RGB", (40, 24), "orange")))
+    runner = CliRunner()
+    assert runner.invoke(main, ["compress", "--refine", "0", str(src), str(tmp_path / "a.nnc")]).exit_code == 0
+    for name, fmt in (("o.jpg", "JPEG"), ("o.webp", "WEBP"), ("o.tif", "TIFF"), ("o.png", "PNG")):
+        r = runner.invoke(main, ["decompress", str(tmp_path / "a.nnc"), str(tmp_path / name)])
+        assert r.exit_code == 0, r.output
+        assert Image.open(tmp_path / name).format == fmt
+    r = runner.invoke(main, ["decompress", str(tmp_path / "a.nnc"), str(tmp_path / "o.xyz")])
+    assert r.exit_code != 0
