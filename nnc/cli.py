@@ -397,6 +397,35 @@ def decompress(paths, out_dir, max_pixels, device, force):
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def models(as_json):
+    """List the installed models and the range of rates they cover."""
+    def body():
+        from .codes import weights_dir
+        try:
+            m = json.loads((weights_dir() / "manifest.json").read_text())
+        except (OSError, ValueError) as e:
+            raise NNCError(f"cannot read the weights manifest: {e}; reinstall nnc") from None
+        rows = []
+        for name, e in m["models"].items():
+            k = e.get("kodak") or []
+            rows.append({"name": name, "default": name == m.get("default"),
+                         "megabytes": round(e.get("bytes", 0) / 1e6, 1),
+                         "kodak_bpp": [k[0]["bpp"], k[-1]["bpp"]] if k else None,
+                         "kodak_psnr": [k[0]["psnr"], k[-1]["psnr"]] if k else None})
+        if as_json:
+            click.echo(json.dumps(rows, indent=2))
+            return
+        for r in rows:
+            rng = (f"Kodak {r['kodak_bpp'][0]:.2f}-{r['kodak_bpp'][1]:.2f} bpp, "
+                   f"{r['kodak_psnr'][0]:.1f}-{r['kodak_psnr'][1]:.1f} dB"
+                   if r["kodak_bpp"] else "no Kodak measurement")
+            click.echo(f"{r['name']:<16}{'(default) ' if r['default'] else '          '}"
+                       f"{r['megabytes']:>5} MB  {rng} (rate parameter 0 to 1)")
+    _run(body)
+
+
+@main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(allow_dash=True))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def info(paths, as_json):

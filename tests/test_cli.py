@@ -315,3 +315,11 @@ def test_refine_option(runner, png, tmp_path):
     assert Image.open(rec).size == (56, 40)
     r = runner.invoke(main, ["compress", str(png), str(tmp_path / "c.nnc"), "--refine", "-1"])
     assert r.exit_code == 2 and "--refine" in r.output
+
+
+def test_models_lists_the_installed_models(runner):
+    r = runner.invoke(main, ["models"])
+    assert r.exit_code == 0 and "pln-gpu-1" in r.stdout and "(default)" in r.stdout
+    rows = json.loads(runner.invoke(main, ["models", "--json"]).stdout)
+    assert {r["name"] for r in rows} >= {"pln-gpu-1", "pln-cpu-1"}
+    assert sum(r["default"] for r in rows) == 1
