@@ -30,13 +30,15 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     _, digest = load_model()
+    # as `nnc compress --bpp` runs on the CPU: with the CLI's default refinement steps
+    params = codec.refined(codec.default_refine_steps("cpu"))
     rows = []
     for f in sorted(KODAK.glob("*.png")):
         img = read_image(f.read_bytes())
         pixels = img.rgb.shape[0] * img.rgb.shape[1]
         for t in args.targets:
             t0 = time.perf_counter()
-            data, q = codec.compress_to_bpp(img, t)
+            data, q = codec.compress_to_bpp(img, t, params=params)
             rows.append({"image": f.name, "target": t, "bpp": 8 * len(data) / pixels,
                          "quality": q, "seconds": time.perf_counter() - t0})
             r = rows[-1]
@@ -50,7 +52,8 @@ def main():
                            "within_5pct": int((np.abs(err) <= 0.05).sum()),
                            "mean_seconds": float(np.mean([r["seconds"] for r in rows
                                                           if r["target"] == t]))}
-    res = {"model": default_model_name(), "weights_sha256": digest.hex(), "summary": summary,
+    res = {"model": default_model_name(), "weights_sha256": digest.hex(),
+           "refine_steps": params.refine_steps, "summary": summary,
            "rows": rows}
     OUT.write_text(json.dumps(res, indent=1) + "\n")
     print(json.dumps(summary, indent=1))
