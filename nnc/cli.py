@@ -204,10 +204,10 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".g
 
 
 def _names_an_output(arg: str, suffix: str) -> bool:
-    """Whether a second argument unambiguously names the output: '-', or for compress a
-    .nnc name, for decompress an image name. ``nnc compress -f *.png`` in a folder of two
+    """Whether a second argument unambiguously names the output: '-', a device or FIFO, or
+    for compress a .nnc name, for decompress an image name. ``nnc compress -f *.png`` in a folder of two
     photos must never take the second photo for the output."""
-    if arg == "-":
+    if arg == "-" or _is_special(Path(arg)):     # /dev/null, a named pipe
         return True
     ext = Path(arg).suffix.lower()
     return ext == ".nnc" if suffix == ".nnc" else ext in IMAGE_SUFFIXES

@@ -105,11 +105,11 @@ def write_png(img: RasterImage) -> bytes:
 
 
 def encode_for(img: RasterImage, name: str) -> bytes:
-    """The decoded image in the format the output name's extension asks for (PNG for '-'
-    and .png; JPEG and WebP at quality 95). ValueError with a message for an extension
+    """The decoded image in the format the output name's extension asks for (PNG for '-',
+    .png and names without an extension; JPEG and WebP at quality 95). ValueError with a message for an extension
     Pillow does not know or a format that cannot hold the image (alpha in a JPEG)."""
     ext = Path(name).suffix.lower()
-    if name == "-" or ext == ".png":
+    if name == "-" or ext in ("", ".png"):     # no extension (a device, a pipe): PNG
         return write_png(img)
     fmt = Image.registered_extensions().get(ext)
     if fmt is None:
