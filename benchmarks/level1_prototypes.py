@@ -16,6 +16,12 @@ nnc's adaptive context model):
   dimension is coded with the table the prior implies given the shared dither; the step map
   costs what the adaptive count model of section Z1SA would spend on it (``side_iters``
   re-chooses steps with that cost included).
+* ``decoder_step``: a per-dimension step the decoder could compute itself, no map sent: the
+  encoder's posterior width per channel (a geometric mean, sent once, to 1/8 octave)
+  combined with sigma_p into r_hat = (sigma_p^2 / s_x^2 + 1)^(-1/2), step sqrt(12) r_hat;
+  the index coded with adaptive counts per context (the magnitudes, up to 2, of the indices
+  above and to the left, shared by all channels; integers only). ``bpp_float_table`` is
+  the same with the table the prior implies given r_hat, a table the format may not use.
 * ``hybrid-is``: nnc's greedy coder as it is, plus the level-2 importance sampler for the
   dimensions of blocks left without shards (KL over ``thr`` bits; which ones is an oracle
   here, charged at the zeroth-order entropy of a per-block flag).
@@ -115,6 +121,41 @@ def dithered(model, rgb, q, mu_p, s_p, mu1, s1, kappa=1.0, bh=2, bw=4, side_iter
             "bits_l1": bits + side}
 
 
+def _adaptive_index_bits(k: np.ndarray, limit: int = 15) -> float:
+    """Ideal code length of indices k (M, H, W) under adaptive counts per context (above,
+    left magnitudes up to 2), in raster order, all channels at once; escapes cost 16 bits."""
+    m, h, w = k.shape
+    cnt = np.ones((9, 2 * limit + 2))
+    esc = np.abs(k) > limit
+    sym = np.where(esc, 2 * limit + 1, np.clip(k, -limit, limit) + limit)
+    bits = 16.0 * esc.sum()
+    for y in range(h):
+        for x in range(w):
+            a = np.minimum(np.abs(k[:, y - 1, x]), 2) if y else np.zeros(m, int)
+            lft = np.minimum(np.abs(k[:, y, x - 1]), 2) if x else np.zeros(m, int)
+            c, s = a * 3 + lft, sym[:, y, x]
+            rows = cnt[c]
+            bits += -np.log2(rows[np.arange(m), s] / rows.sum(1)).sum()
+            np.add.at(cnt, (c, s), 1)
+    return bits
+
+
+def decoder_step(model, rgb, q, mu_p, s_p, mu1, s1, s_x):
+    h, w, _ = rgb.shape
+    m = (mu1 - mu_p) / s_p
+    sx_c = torch.exp(torch.log(s_x).mean((2, 3), keepdim=True))
+    sx_c = 2.0 ** (torch.round(torch.log2(sx_c) * 8) / 8)
+    r_hat = 1 / torch.sqrt(s_p ** 2 / sx_c ** 2 + 1)
+    u = torch.rand(m.shape, generator=torch.Generator().manual_seed(5)) - 0.5
+    d = math.sqrt(12) * r_hat
+    k = torch.round(m / d + u)
+    s = torch.sqrt((1 - r_hat ** 2).clamp(min=0.05))
+    p = _ncdf(d * (k - u + 0.5) / s) - _ncdf(d * (k - u - 0.5) / s)
+    return {"bits_l1": _adaptive_index_bits(k[0].numpy().astype(np.int64)),
+            "bits_l1_float_table": -torch.log2(p.clamp(min=1e-9)).sum().item(),
+            "psnr": psnr(rgb, _image(model, mu_p + s_p * d * (k - u), q, h, w))}
+
+
 def hybrid_is(model, rgb, q, mu_p, s_p, mu1, s1, thr=0.25, budget=11.0, index_bits=12):
     h, w, _ = rgb.shape
     p = codec.CoderParams()
@@ -164,6 +205,10 @@ def measure(model, name: str, q: float) -> dict:
            "file_psnr": psnr(rgb, dec), "kl_bpp": (st.kl1_bits + st.kl2_bits) / (h * w),
            "exact_sample_psnr": psnr(rgb, exact), "level2_and_framing_bpp": rest_bits / (h * w),
            "dithered": [], "hybrid_is": []}
+    d = decoder_step(model, rgb, qt, mu_p, s_p, mu1, s1, s_x)
+    row["decoder_step"] = {"bpp": (rest_bits + d["bits_l1"]) / (h * w),
+                           "bpp_float_table": (rest_bits + d["bits_l1_float_table"]) / (h * w),
+                           "psnr": d["psnr"]}
     for kw in ({}, {"side_iters": 2}, {"side_iters": 2, "bh": 4, "bw": 4},
                {"side_iters": 2, "kappa": 0.7}):
         d = dithered(model, rgb, qt, mu_p, s_p, mu1, s1, **kw)
@@ -193,7 +238,9 @@ def main():
                   f"{r['kl_bpp']:.3f}/{r['exact_sample_psnr']:.2f}  " + "  ".join(
                       f"dq{d['block']}/s{d['side_iters']}/κ{d['kappa']} {d['bpp']:.3f}/"
                       f"{d['psnr']:.2f}" for d in r["dithered"]) + "  " + "  ".join(
-                      f"is>{d['thr']} {d['bpp']:.3f}/{d['psnr']:.2f}" for d in r["hybrid_is"]),
+                      f"is>{d['thr']} {d['bpp']:.3f}/{d['psnr']:.2f}" for d in r["hybrid_is"])
+                  + f"  decoder-step {r['decoder_step']['bpp']:.3f}/"
+                  f"{r['decoder_step']['psnr']:.2f}",
                   flush=True)
             args.out.write_text(json.dumps(res, indent=1) + "\n")
 
