@@ -221,8 +221,13 @@ def plan_outputs(inputs: tuple[str, ...], out_dir: str | None, suffix: str) -> l
         raise click.UsageError("no input given")
     if out_dir is not None:
         d = Path(out_dir)
-        if not d.is_dir():
-            raise OutputError(f"{out_dir}: output directory does not exist")
+        if d.exists() and not d.is_dir():
+            raise OutputError(f"{out_dir}: exists and is not a directory")
+        try:
+            d.mkdir(parents=True, exist_ok=True)    # -o outdir/ makes the folder
+        except OSError as e:
+            raise OutputError(f"{out_dir}: cannot create the output directory "
+                              f"({e.strerror or e})") from None
         if "-" in inputs:
             raise click.UsageError("'-' (stdin) cannot be used with -o DIR")
         pairs = [(i, str(d / (Path(i).stem + suffix))) for i in inputs]
@@ -244,6 +249,31 @@ def plan_outputs(inputs: tuple[str, ...], out_dir: str | None, suffix: str) -> l
                               "rename one of them")
         seen[key] = i
     return pairs
+
+
+def _batch(pairs: list[tuple[str, str]], one, desc: str) -> None:
+    """Run ``one(src, dst)`` for every pair. One input: its error is the command's. Several:
+    every input is tried, each failure is reported on one line as it happens, a summary
+    follows, and the exit code is the first failure's (Ctrl-C and SIGTERM stop the batch)."""
+    if len(pairs) == 1:
+        one(*pairs[0])
+        return
+    failed: list[NNCError] = []
+    for src, dst in _progress(pairs, desc):
+        try:
+            one(src, dst)
+        except NNCError as e:
+            if DEBUG:
+                raise
+            failed.append(e)
+            msg = str(e)
+            name = "stdin" if src == "-" else src
+            click.echo(f"nnc: error: {msg if msg.startswith(name) else f'{name}: {msg}'}",
+                       err=True)
+    if failed:
+        click.echo(f"nnc: {len(failed)} of {len(pairs)} inputs failed; the other "
+                   f"{len(pairs) - len(failed)} were written", err=True)
+        sys.exit(failed[0].exit_code)
 
 
 def _progress(items, desc: str):
@@ -339,7 +369,7 @@ def compress(paths, out_dir, quality, bpp, refine_steps, seed, model_name, max_p
         from .image_io import read_image
         steps = codec.default_refine_steps(device) if refine_steps is None else refine_steps
         params = codec.refined(steps)
-        for src, dst in _progress(plan_outputs(paths, out_dir, ".nnc"), "compress"):
+        def one(src, dst):
             if dst != "-" and Path(dst).exists() and not force and not _is_special(Path(dst)):
                 raise OutputError(f"{dst}: already exists (use --force to overwrite)")
             try:
@@ -360,6 +390,7 @@ def compress(paths, out_dir, quality, bpp, refine_steps, seed, model_name, max_p
                                       seed=seed, model_name=model_name, device=device,
                                       params=params)
             write_output(dst, data, force)
+        _batch(plan_outputs(paths, out_dir, ".nnc"), one, "compress")
     _run(body)
 
 
@@ -380,7 +411,7 @@ def decompress(paths, out_dir, max_pixels, device, force):
     def body():
         from .codes import read_codes
         from .image_io import encode_for
-        for src, dst in _progress(plan_outputs(paths, out_dir, ".png"), "decompress"):
+        def one(src, dst):
             if dst != "-" and Path(dst).exists() and not force and not _is_special(Path(dst)):
                 raise OutputError(f"{dst}: already exists (use --force to overwrite)")
             # every check on the file's integers first, without torch: a bad file is
@@ -393,6 +424,7 @@ def decompress(paths, out_dir, max_pixels, device, force):
             except ValueError as e:
                 raise OutputError(str(e)) from None
             write_output(dst, out, force)
+        _batch(plan_outputs(paths, out_dir, ".png"), one, "decompress")
     _run(body)
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import InputError
 
@@ -47,6 +47,9 @@ def read_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> RasterImage
             im.load()
     except InputError:
         raise
+    except UnidentifiedImageError:
+        raise InputError("not an image nnc can read (PNG, JPEG, WebP, TIFF, ...; a broken "
+                         "or truncated file?)") from None
     except Exception as e:   # Pillow raises many types for broken files
         raise InputError(f"cannot decode the image: {e}") from None
     try:

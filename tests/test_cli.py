@@ -94,8 +94,8 @@ def _write(path, data):
 @pytest.mark.parametrize("setup,code,message", [
     (lambda d: d / "missing.png", 3, "no such file"),
     (lambda d: d, 3, "directory"),
-    (lambda d: _write(d / "empty.png", b""), 3, "cannot decode"),
-    (lambda d: _write(d / "t.png", b"hello"), 3, "cannot decode"),
+    (lambda d: _write(d / "empty.png", b""), 3, "empty.png: not an image nnc can read"),
+    (lambda d: _write(d / "t.png", b"hello"), 3, "t.png: not an image nnc can read"),
     (lambda d: _write(d / "cut.png", png_bytes(smooth_image(30, 30))[:200]), 3, "cannot decode"),
 ])
 def test_bad_inputs_compress(runner, tmp_path, setup, code, message):

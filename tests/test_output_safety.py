@@ -232,3 +232,21 @@ def test_a_glob_never_overwrites_a_photo(runner, tmp_path):
     assert r.exit_code == 0 and (tmp_path / "o.nnc").exists()
     r = runner.invoke(main, ["decompress", "-f", str(tmp_path / "o.nnc"), str(tmp_path / "o.png")])
     assert r.exit_code == 0 and (tmp_path / "o.png").exists()
+
+
+def test_a_batch_goes_on_past_a_broken_input(runner, tmp_path):
+    """Every input is tried, each failure is one line, a summary follows, the exit code is
+    non-zero, and -o makes its folder (issue 16, point 3)."""
+    ins = []
+    for i in range(5):
+        p = tmp_path / f"im{i}.png"
+        p.write_bytes(png_bytes(smooth_image(16, 24, seed=i)))
+        ins.append(str(p))
+    (tmp_path / "im2.png").write_bytes(b"not a png")
+    out = tmp_path / "new" / "out"
+    r = runner.invoke(main, ["compress", "--refine", "0", *ins, "-o", str(out)])
+    assert r.exit_code == 3
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 2 and "im2.png" in lines[0] and "1 of 5 inputs failed" in lines[1]
+    assert sorted(p.name for p in out.iterdir()) == ["im0.nnc", "im1.nnc", "im3.nnc",
+                                                     "im4.nnc"]
