@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from nnc import codec
+from nnc import codec, codes
 from nnc.codec import from_blocks, level1_plan, to_blocks
 from nnc.coding import sideinfo
 from nnc.coding.greedy import kl_bits_standardized, rd_encode
@@ -71,7 +71,7 @@ def _step_map_bits(choice: np.ndarray) -> int:
     w.uniform(live.astype(np.int64), 2)
     ls = choice[live]
     w.categorical(ls.transpose(1, 2, 0).ravel(),
-                  codec._shard_count_rows(ls, sideinfo.AdaptiveCounts(_step_table(NJ + 1))))
+                  codes._shard_count_rows(ls, sideinfo.AdaptiveCounts(_step_table(NJ + 1))))
     return 8 * len(w.bytes())
 
 

@@ -163,10 +163,18 @@ def write_output(path: str, data: bytes, force: bool) -> None:
                 pass
 
 
+_CLEANED: set[str] = set()
+
+
 def _remove_stale_parts(folder: Path) -> None:
     """Remove temporary files that an nnc killed outright (kill -9, a crash) left in
     ``folder``: their names carry the writer's process id, and only files of processes that
-    no longer exist are removed (a running nnc's are left alone)."""
+    no longer exist are removed (a running nnc's are left alone). Once per folder and
+    process: a batch into one folder lists it once."""
+    key = os.path.abspath(folder)
+    if key in _CLEANED:
+        return
+    _CLEANED.add(key)
     try:
         names = [p for p in folder.iterdir() if p.name.startswith(".nnc-")
                  and p.name.endswith(".part")]
@@ -205,8 +213,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".g
 
 def _names_an_output(arg: str, suffix: str) -> bool:
     """Whether a second argument unambiguously names the output: '-', a device or FIFO, or
-    for compress a .nnc name, for decompress an image name. ``nnc compress -f *.png`` in a folder of two
-    photos must never take the second photo for the output."""
+    for compress a .nnc name, for decompress an image name. ``nnc compress -f *.png`` in a
+    folder of two photos must never take the second photo for the output."""
     if arg == "-" or _is_special(Path(arg)):     # /dev/null, a named pipe
         return True
     ext = Path(arg).suffix.lower()
@@ -251,6 +259,13 @@ def plan_outputs(inputs: tuple[str, ...], out_dir: str | None, suffix: str) -> l
     return pairs
 
 
+def _named(e: Exception, src: str) -> str:
+    """An error's message, starting with the input's name (once)."""
+    name = "stdin" if src == "-" else src
+    msg = str(e)
+    return msg if msg.startswith(f"{name}:") else f"{name}: {msg}"
+
+
 def _batch(pairs: list[tuple[str, str]], one, desc: str) -> None:
     """Run ``one(src, dst)`` for every pair. One input: its error is the command's. Several:
     every input is tried, each failure is reported on one line as it happens, a summary
@@ -266,10 +281,7 @@ def _batch(pairs: list[tuple[str, str]], one, desc: str) -> None:
             if DEBUG:
                 raise
             failed.append(e)
-            msg = str(e)
-            name = "stdin" if src == "-" else src
-            click.echo(f"nnc: error: {msg if msg.startswith(name) else f'{name}: {msg}'}",
-                       err=True)
+            click.echo(f"nnc: error: {_named(e, src)}", err=True)
     if failed:
         click.echo(f"nnc: {len(failed)} of {len(pairs)} inputs failed; the other "
                    f"{len(pairs) - len(failed)} were written", err=True)
@@ -375,9 +387,7 @@ def compress(paths, out_dir, quality, bpp, refine_steps, seed, model_name, max_p
             try:
                 img = read_image(read_input(src), max_pixels=max_pixels)
             except InputError as e:
-                name = "stdin" if src == "-" else src
-                raise e if str(e).startswith(f"{name}:") else InputError(f"{name}: {e}") \
-                    from None
+                raise InputError(_named(e, src)) from None
             if bpp is not None:
                 data, q = codec.compress_to_bpp(img, bpp, seed=seed, model_name=model_name,
                                                 device=device, params=params)
@@ -433,11 +443,8 @@ def decompress(paths, out_dir, max_pixels, device, force):
 def models(as_json):
     """List the installed models and the range of rates they cover."""
     def body():
-        from .codes import weights_dir
-        try:
-            m = json.loads((weights_dir() / "manifest.json").read_text())
-        except (OSError, ValueError) as e:
-            raise NNCError(f"cannot read the weights manifest: {e}; reinstall nnc") from None
+        from .codes import manifest
+        m = manifest()
         rows = []
         for name, e in m["models"].items():
             k = e.get("kodak") or []

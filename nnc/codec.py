@@ -20,12 +20,11 @@ import torch
 from . import container
 from .coding.greedy import (greedy_decode, greedy_encode, kl_bits_standardized, rd_encode,
                             shard_counts)
-from .codes import (FileCodes, Level2Code, _read_level1, _read_level2,  # noqa: F401
-                    _shard_count_rows, _write_level1, _write_level2, read_codes)
+from .codes import FileCodes, _write_level1, _write_level2, read_codes
 from .coding.importance import (dequantize_outlier, importance_decode, importance_encode,
                                 quantize_outlier)
 from .coding.prng import STREAM_ENCODER, block_keys, mix32, words_to_gaussian
-from .errors import FormatError, ModelError
+from .errors import ModelError
 from .image_io import DEFAULT_MAX_PIXELS, RasterImage, compute_padding
 from .model.pln import PLN, combine_posterior
 from .model import tiling

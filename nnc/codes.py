@@ -15,6 +15,7 @@ table (``weights/<name>.shard-table.npy``, sha256 in the manifest).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import struct
@@ -29,6 +30,7 @@ import numpy as np
 from . import container
 from .coding import sideinfo
 from .errors import FormatError, ModelError
+from .image_io import compute_padding
 
 STRIDE2 = 64          # image pixels per level-2 latent pixel (the padding multiple)
 STRIDE1 = 16          # image pixels per level-1 latent pixel
@@ -61,15 +63,22 @@ def weights_dir() -> Path:
     return Path(nnc.weights.__file__).parent
 
 
+def manifest(directory: Path | None = None) -> dict:
+    """The weights manifest (``weights/manifest.json``): models by name, without torch."""
+    path = (directory or weights_dir()) / "manifest.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"no weights manifest at {path}; reinstall nnc") from None
+    except (OSError, ValueError) as e:
+        raise ModelError(f"cannot read the weights manifest {path}: {e}") from None
+
+
 @lru_cache(maxsize=8)
 def model_entry(name: str) -> tuple[dict, np.ndarray]:
     """The manifest entry of an installed model and its shard-count table (checked against
     the sha256 the manifest records), without loading the weights."""
-    path = weights_dir() / "manifest.json"
-    try:
-        m = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ModelError(f"cannot read the weights manifest {path}: {e}") from None
+    m = manifest()
     entry = m["models"].get(name)
     if entry is None:
         raise ModelError(f"this file needs model {name!r}, which is not installed (have: "
@@ -83,7 +92,6 @@ def model_entry(name: str) -> tuple[dict, np.ndarray]:
     if hashlib.sha256(raw).hexdigest() != entry.get("shard_table_sha256"):
         raise ModelError(f"the shard-count table of model {name!r} ({table_file}) is "
                          "corrupt (sha256 mismatch); reinstall nnc")
-    import io
     table = np.load(io.BytesIO(raw), allow_pickle=False)
     return entry, np.asarray(table, dtype=np.int64)
 
@@ -111,8 +119,8 @@ def read_codes(data: bytes, max_pixels: int) -> FileCodes:
         raise ModelError(f"this file was made with other weights for model "
                          f"{hd.model_name!r} than the ones installed")
     g, m = int(entry["config"]["g"]), int(entry["config"]["m"])
-    H = hd.height + (-hd.height) % STRIDE2
-    W = hd.width + (-hd.width) % STRIDE2
+    ph, pw = compute_padding(hd.height, hd.width, STRIDE2)
+    H, W = hd.height + ph, hd.width + pw
     h2, w2, h1, w1 = H // STRIDE2, W // STRIDE2, H // STRIDE1, W // STRIDE1
     if h1 % hd.l1_block_h or w1 % hd.l1_block_w:
         raise FormatError("corrupt .nnc file: level-1 block size does not tile the latent")

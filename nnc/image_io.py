@@ -93,24 +93,27 @@ def _pillow_limits():
         Image.MAX_IMAGE_PIXELS, PngImagePlugin.MAX_TEXT_CHUNK = saved
 
 
-def write_png(img: RasterImage) -> bytes:
-    arr = img.rgb
+def _to_pil(img: RasterImage) -> Image.Image:
     if img.gray:
-        base = Image.fromarray(arr[..., 0], "L")
-        im = base if img.alpha is None else Image.merge("LA", [base, Image.fromarray(img.alpha)])
-    else:
-        base = Image.fromarray(arr, "RGB")
-        im = base if img.alpha is None else Image.merge(
-            "RGBA", [*base.split(), Image.fromarray(img.alpha)])
+        base = Image.fromarray(img.rgb[..., 0], "L")
+        return base if img.alpha is None else Image.merge(
+            "LA", [base, Image.fromarray(img.alpha)])
+    base = Image.fromarray(img.rgb, "RGB")
+    return base if img.alpha is None else Image.merge(
+        "RGBA", [*base.split(), Image.fromarray(img.alpha)])
+
+
+def write_png(img: RasterImage) -> bytes:
     buf = io.BytesIO()
-    im.save(buf, format="PNG")
+    _to_pil(img).save(buf, format="PNG")
     return buf.getvalue()
 
 
 def encode_for(img: RasterImage, name: str) -> bytes:
     """The decoded image in the format the output name's extension asks for (PNG for '-',
-    .png and names without an extension; JPEG and WebP at quality 95). ValueError with a message for an extension
-    Pillow does not know or a format that cannot hold the image (alpha in a JPEG)."""
+    .png and names without an extension; JPEG and WebP at quality 95). ValueError with a
+    message for an extension Pillow does not know or a format that cannot hold the image
+    (alpha in a JPEG)."""
     ext = Path(name).suffix.lower()
     if name == "-" or ext in ("", ".png"):     # no extension (a device, a pipe): PNG
         return write_png(img)
@@ -118,7 +121,7 @@ def encode_for(img: RasterImage, name: str) -> bytes:
     if fmt is None:
         raise ValueError(f"{name}: unknown image extension {ext or '(none)'}; use .png, .jpg, "
                          ".webp, .tif, ...")
-    im = Image.open(io.BytesIO(write_png(img)))
+    im = _to_pil(img)
     if fmt == "JPEG" and im.mode in ("RGBA", "LA"):
         raise ValueError(f"{name}: JPEG cannot hold the alpha plane; write a .png")
     buf = io.BytesIO()

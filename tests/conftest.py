@@ -31,3 +31,17 @@ def kodim23_crop() -> np.ndarray:
     """A 256x192 crop of Kodak's kodim23 (rows 128-319, columns 256-511), shipped in the
     repository as docs/sample.png, so the tests see the same photo on every machine."""
     return np.asarray(Image.open(SAMPLE).convert("RGB")).copy()
+
+
+@pytest.fixture
+def runner():
+    from click.testing import CliRunner
+    return CliRunner()
+
+
+@pytest.fixture
+def png(tmp_path):
+    """A small photo-like PNG on disk."""
+    p = tmp_path / "in.png"
+    p.write_bytes(png_bytes(smooth_image(40, 56)))
+    return p

@@ -13,18 +13,6 @@ from nnc.cli import main
 from tests.conftest import png_bytes, smooth_image
 
 
-@pytest.fixture
-def runner():
-    return CliRunner()
-
-
-@pytest.fixture
-def png(tmp_path):
-    p = tmp_path / "in.png"
-    p.write_bytes(png_bytes(smooth_image(40, 56)))
-    return p
-
-
 def test_compress_decompress_info(runner, png, tmp_path):
     out = tmp_path / "out.nnc"
     r = runner.invoke(main, ["compress", str(png), str(out)])

@@ -9,24 +9,11 @@ import sys
 import time
 
 import pytest
-from click.testing import CliRunner
 
 import nnc.cli as cli
 from nnc.cli import main
 from nnc.errors import InputError, OutputError
 from tests.conftest import png_bytes, smooth_image
-
-
-@pytest.fixture
-def runner():
-    return CliRunner()
-
-
-@pytest.fixture
-def png(tmp_path):
-    p = tmp_path / "in.png"
-    p.write_bytes(png_bytes(smooth_image(40, 56)))
-    return p
 
 
 @pytest.fixture

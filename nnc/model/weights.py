@@ -16,23 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..codes import manifest, weights_dir  # noqa: F401  (torch-free; re-exported)
 from ..errors import ModelError
 from .pln import PLN, PLNConfig
-
-
-def weights_dir() -> Path:
-    import nnc.weights
-    return Path(nnc.weights.__file__).parent
-
-
-def manifest(directory: Path | None = None) -> dict:
-    path = (directory or weights_dir()) / "manifest.json"
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ModelError(f"no weights manifest at {path}; reinstall nnc") from None
-    except (OSError, ValueError) as e:
-        raise ModelError(f"cannot read the weights manifest {path}: {e}") from None
 
 
 def default_model_name() -> str:
