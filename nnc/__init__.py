@@ -3,13 +3,20 @@
 Python API::
 
     import nnc
-    data = nnc.compress("in.png", quality=0.5)     # or a PIL image, a uint8 array, PNG bytes
-    image = nnc.decompress(data)                   # a PIL.Image.Image
+    data = nnc.compress("in.png", quality=0.5)     # a path, a file object, image bytes,
+                                                   # a PIL image or a uint8 array
+    image = nnc.decompress(data)                   # .nnc bytes, a path or a file object;
+                                                   # returns a PIL.Image.Image
+
+Importing nnc also makes Pillow read and write .nnc files (``nnc.pillow``)::
+
+    from PIL import Image
+    Image.open("x.nnc").save("x.png")
 """
 from __future__ import annotations
 
 import io
-from pathlib import Path
+import os
 
 import numpy as np
 
@@ -17,35 +24,74 @@ __all__ = ["compress", "decompress", "__version__"]
 __version__ = "0.1.0"
 
 
+def _read_source(source, what: str, limit: int) -> bytes:
+    """The bytes of a path (str or os.PathLike), a binary file object, or bytes-like data."""
+    from .errors import InputError
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source)
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            with open(source, "rb") as f:
+                data = f.read(limit + 1)
+        except FileNotFoundError:
+            raise InputError(f"{os.fsdecode(source)}: no such file") from None
+        except IsADirectoryError:
+            raise InputError(f"{os.fsdecode(source)}: is a directory, not a file") from None
+        except OSError as e:
+            raise InputError(f"{os.fsdecode(source)}: cannot read ({e.strerror})") from None
+    elif hasattr(source, "read"):
+        data = source.read(limit + 1)
+        if isinstance(data, str):
+            raise TypeError(f"{what}: the file object is open in text mode; open it with 'rb'")
+    else:
+        raise TypeError(f"{what}: expected a path, a binary file object or bytes, not "
+                        f"{type(source).__name__}")
+    if len(data) > limit:
+        raise InputError(f"{what} is larger than {limit >> 20} MiB; nnc does not read inputs "
+                         "that large")
+    return bytes(data)
+
+
 def _to_raster(image):
     from PIL import Image
     from .image_io import RasterImage, read_image
-    if isinstance(image, (str, Path)):
-        return read_image(Path(image).read_bytes())
-    if isinstance(image, (bytes, bytearray)):
-        return read_image(bytes(image))
+    from .cli import MAX_IMAGE_BYTES
     if isinstance(image, Image.Image):
         buf = io.BytesIO()
-        image.save(buf, format="PNG")
+        image.save(buf, format="PNG")       # keeps the colour profile (image.info)
         return read_image(buf.getvalue())
+    if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)) \
+            or hasattr(image, "read"):
+        return read_image(_read_source(image, "the image", MAX_IMAGE_BYTES))
     arr = np.asarray(image)
     if arr.dtype != np.uint8:
-        raise TypeError("arrays must be uint8")
+        raise TypeError(f"arrays must be uint8, not {arr.dtype}")
     if arr.ndim == 2:
         return RasterImage(np.repeat(arr[..., None], 3, 2), gray=True, alpha=None)
     if arr.ndim == 3 and arr.shape[2] in (3, 4):
         alpha = arr[..., 3].copy() if arr.shape[2] == 4 else None
         return RasterImage(np.ascontiguousarray(arr[..., :3]), gray=False, alpha=alpha)
-    raise TypeError("arrays must be HxW, HxWx3 or HxWx4")
+    raise TypeError(f"arrays must be HxW, HxWx3 or HxWx4, not {arr.shape}")
 
 
-def compress(image, quality: float = 0.5, bpp: float | None = None, seed: int = 0,
+def compress(image, quality: float | None = None, bpp: float | None = None, seed: int = 0,
              model: str | None = None, device: str | None = None,
              refine: int | None = None) -> bytes:
-    """Compress an image (path, PNG bytes, PIL image or uint8 array) to .nnc bytes.
-    ``refine``: refinement steps per latent level, as ``nnc compress --refine`` (None: the
-    CLI's default on the device, 1 on the CPU and 5 on a GPU)."""
+    """Compress an image to .nnc bytes. ``image``: a path, a binary file object, image
+    file bytes (PNG, JPEG, ...), a PIL image or a uint8 array (HxW, HxWx3, HxWx4).
+
+    ``quality`` in [0, 1] is the rate parameter (default 0.5); ``bpp`` instead targets a file size in
+    bits per pixel (as ``nnc compress --bpp``). ``refine``: refinement steps per latent
+    level, as ``nnc compress --refine`` (None: the CLI's default on the device, 1 on the
+    CPU and 5 on a GPU)."""
     from . import codec
+    if bpp is not None and quality is not None:
+        raise ValueError("give quality or bpp, not both")
+    if bpp is not None and not bpp > 0:
+        raise ValueError(f"bpp must be positive, not {bpp!r}")
+    quality = 0.5 if quality is None else quality
+    if not 0 <= quality <= 1:
+        raise ValueError(f"quality is a rate parameter in [0, 1], not {quality!r}")
     img = _to_raster(image)
     params = codec.refined(codec.default_refine_steps(device) if refine is None else refine)
     if bpp is not None:
@@ -55,9 +101,22 @@ def compress(image, quality: float = 0.5, bpp: float | None = None, seed: int = 
                           params=params)
 
 
-def decompress(data: bytes, device: str | None = None):
-    """Decompress .nnc bytes to a PIL image (RGB, L, RGBA or LA)."""
-    from PIL import Image
+def decompress(data, device: str | None = None):
+    """Decompress an .nnc file (its bytes, a path, or a binary file object) to a PIL image
+    (RGB, L, RGBA or LA; ``info["icc_profile"]`` holds the colour profile, if any)."""
     from . import codec
-    from .image_io import write_png
-    return Image.open(io.BytesIO(write_png(codec.decompress(data, device=device))))
+    from .container import MAX_FILE_BYTES
+    from .image_io import _to_pil
+    img = codec.decompress(_read_source(data, "the .nnc file", MAX_FILE_BYTES), device=device)
+    pil = _to_pil(img)
+    if img.icc:
+        pil.info["icc_profile"] = img.icc
+    return pil
+
+
+def _register_pillow_plugin() -> None:
+    from .pillow import register
+    register()
+
+
+_register_pillow_plugin()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from .container import MAX_FILE_BYTES
 from .errors import InputError, NNCError, OutputError
 
 EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
@@ -29,7 +30,7 @@ def _fail(message: str, code: int) -> None:
 
 
 MAX_IMAGE_BYTES = 1 << 30      # an input image file (a 100 MP 16-bit RGBA PNG fits)
-MAX_NNC_BYTES = 1 << 28        # a .nnc file (100 MP at 20 bits per pixel fits)
+MAX_NNC_BYTES = MAX_FILE_BYTES  # a .nnc file (100 MP at 20 bits per pixel fits)
 
 
 def read_input(path: str, limit: int = MAX_IMAGE_BYTES) -> bytes:
@@ -260,39 +261,137 @@ def plan_outputs(inputs: tuple[str, ...], out_dir: str | None, suffix: str) -> l
 
 
 def _named(e: Exception, src: str) -> str:
-    """An error's message, starting with the input's name (once)."""
+    """An error's message, starting with the input's name (once; an output problem names
+    the output instead)."""
     name = "stdin" if src == "-" else src
     msg = str(e)
-    return msg if msg.startswith(f"{name}:") else f"{name}: {msg}"
+    if isinstance(e, OutputError) or msg.startswith(f"{name}:"):
+        return msg
+    return f"{name}: {msg}"
 
 
-def _batch(pairs: list[tuple[str, str]], one, desc: str) -> None:
-    """Run ``one(src, dst)`` for every pair. One input: its error is the command's. Several:
-    every input is tried, each failure is reported on one line as it happens, a summary
-    follows, and the exit code is the first failure's (Ctrl-C and SIGTERM stop the batch)."""
+def default_jobs(device: str) -> int:
+    """Worker processes for a batch: one per usable core on the CPU (each with one torch
+    thread), one on a GPU (its device is shared, not its cores)."""
+    if device != "cpu":
+        from .codec import pick_device
+        if pick_device(device) != "cpu":
+            return 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def _batch(pairs: list[tuple[str, str]], one, opts: dict, desc: str,
+           jobs: int | None = None) -> None:
+    """Run ``one(src, dst, opts)`` for every pair. One input: its error is the command's.
+    Several: every input is tried (by ``jobs`` worker processes), each failure is reported
+    on one line as it happens, a summary follows, and the exit code is the first failure's
+    (Ctrl-C and SIGTERM stop the batch)."""
     if len(pairs) == 1:
-        one(*pairs[0])
-        return
-    failed: list[NNCError] = []
-    for src, dst in _progress(pairs, desc):
+        src = pairs[0][0]
         try:
-            one(src, dst)
+            one(*pairs[0], opts)
         except NNCError as e:
             if DEBUG:
                 raise
-            failed.append(e)
-            click.echo(f"nnc: error: {_named(e, src)}", err=True)
+            _fail(_named(e, src), e.exit_code)
+        return
+    jobs = min(jobs or default_jobs(opts.get("device", "auto")), len(pairs))
+    failed: list[int] = []
+
+    def report(src: str, outcome) -> None:
+        if outcome is not None:
+            message, code = outcome
+            failed.append(code)
+            click.echo(f"nnc: error: {message}", err=True)
+
+    bar = _progress_bar(len(pairs), desc)
+    try:
+        if jobs <= 1:
+            for src, dst in pairs:
+                report(src, _attempt(one, src, dst, opts))
+                if bar is not None:
+                    bar.update(1)
+        else:
+            _parallel(pairs, one, opts, jobs, report, bar)
+    finally:
+        if bar is not None:
+            bar.close()
     if failed:
         click.echo(f"nnc: {len(failed)} of {len(pairs)} inputs failed; the other "
                    f"{len(pairs) - len(failed)} were written", err=True)
-        sys.exit(failed[0].exit_code)
+        sys.exit(failed[0])
 
 
-def _progress(items, desc: str):
-    if sys.stderr.isatty() and len(items) > 1:
+def _attempt(one, src: str, dst: str, opts: dict):
+    """``one``'s outcome: None when it wrote its output, else (one-line message, exit
+    code). Interrupts pass through."""
+    try:
+        one(src, dst, opts)
+        return None
+    except NNCError as e:
+        if DEBUG:
+            raise
+        return _named(e, src), e.exit_code
+    except Exception as e:      # a bug on one input: the batch goes on, and says so
+        if DEBUG:
+            raise
+        return (f"{_named(e, src)} (internal error: {type(e).__name__}; rerun it alone "
+                "with --debug for details)", EXIT_INTERNAL)
+
+
+def _worker_init(threads: int, debug: bool) -> None:
+    global DEBUG
+    DEBUG = debug
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    signal.signal(signal.SIGTERM, _on_sigterm)   # a terminated batch leaves no .part
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    import torch
+    torch.set_num_threads(threads)
+
+
+def _parallel(pairs, one, opts, jobs: int, report, bar) -> None:
+    """``jobs`` worker processes (spawned: torch is not fork-safe), each with its share of
+    the cores and its own model; outcomes are reported as they arrive. On Ctrl-C or SIGTERM
+    the workers are terminated (each removes its temporary file) before this returns."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    threads = max(1, default_jobs("cpu") // jobs)
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_init, initargs=(threads, DEBUG))
+    try:
+        futures = {pool.submit(_attempt, one, src, dst, opts): src for src, dst in pairs}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in done:
+                src = futures[f]
+                try:
+                    outcome = f.result()
+                except Exception as e:     # the worker died (killed, out of memory)
+                    outcome = (f"{_named(e, src)} (a worker process ended: "
+                               f"{type(e).__name__})", EXIT_INTERNAL)
+                report(src, outcome)
+                if bar is not None:
+                    bar.update(1)
+    except BaseException:
+        for p in list(getattr(pool, "_processes", {}).values()):
+            try:
+                p.terminate()          # SIGTERM: each worker cleans up its .part file
+            except Exception:
+                pass
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _progress_bar(total: int, desc: str):
+    if sys.stderr.isatty() and total > 1:
         from tqdm import tqdm
-        return tqdm(items, desc=desc, unit="image", file=sys.stderr)
-    return items
+        return tqdm(total=total, desc=desc, unit="image", file=sys.stderr)
+    return None
 
 
 def _run(fn):
@@ -341,6 +440,9 @@ _device = click.option("--device", default="auto", show_default=True,
 _force = click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
 _outdir = click.option("-o", "--output-dir", "out_dir", type=click.Path(file_okay=False),
                        help="Write outputs into this directory (for several inputs).")
+_jobs = click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+                     help="Worker processes for several inputs. [default: the CPU cores; "
+                          "1 on a GPU]")
 
 
 @main.command()
@@ -363,45 +465,69 @@ _outdir = click.option("-o", "--output-dir", "out_dir", type=click.Path(file_oka
               show_default=True, help="Refuse images with more pixels than this.")
 @_device
 @_force
+@_jobs
 def compress(paths, out_dir, quality, bpp, refine_steps, seed, model_name, max_pixels, device,
-             force):
+             force, jobs):
     """Compress images (PNG, ...) to .nnc.
 
     \b
     nnc compress in.png out.nnc      one file
     nnc compress in.png              writes in.nnc
-    nnc compress *.png -o outdir/    several files
+    nnc compress *.png -o outdir/    several files (-j N: N at a time)
     nnc compress - - < in.png > out.nnc
     """
     if quality is not None and bpp is not None:
         raise click.UsageError("give --quality or --bpp, not both")
+    _check_setup(device, model_name)
+    opts = dict(quality=0.5 if quality is None else quality, bpp=bpp, seed=seed,
+                refine_steps=refine_steps, model_name=model_name, max_pixels=max_pixels,
+                device=device, force=force)
+    _run(lambda: _batch(plan_outputs(paths, out_dir, ".nnc"), _compress_one, opts,
+                        "compress", jobs))
 
-    def body():
-        from . import codec
-        from .image_io import read_image
-        steps = codec.default_refine_steps(device) if refine_steps is None else refine_steps
-        params = codec.refined(steps)
-        def one(src, dst):
-            if dst != "-" and Path(dst).exists() and not force and not _is_special(Path(dst)):
-                raise OutputError(f"{dst}: already exists (use --force to overwrite)")
-            try:
-                img = read_image(read_input(src), max_pixels=max_pixels)
-            except InputError as e:
-                raise InputError(_named(e, src)) from None
-            if bpp is not None:
-                data, q = codec.compress_to_bpp(img, bpp, seed=seed, model_name=model_name,
-                                                device=device, params=params)
-                got = 8 * len(data) / (img.rgb.shape[0] * img.rgb.shape[1])
-                if abs(got / bpp - 1) > 0.05:
-                    click.echo(f"nnc: note: {src}: {bpp:g} bpp is out of reach for this "
-                               f"model; wrote {got:.3f} bpp", err=True)
-            else:
-                data = codec.compress(img, quality=0.5 if quality is None else quality,
-                                      seed=seed, model_name=model_name, device=device,
-                                      params=params)
-            write_output(dst, data, force)
-        _batch(plan_outputs(paths, out_dir, ".nnc"), one, "compress")
-    _run(body)
+
+def _check_setup(device: str, model_name: str | None = None) -> None:
+    """A device named outright must exist, and a model named must be installed: checked
+    once, before any input is read."""
+    def check():
+        if model_name is not None:
+            from .codes import manifest, missing_model
+            from .errors import ModelError
+            m = manifest()
+            if model_name not in m["models"]:
+                raise ModelError(missing_model(model_name, m))
+        if device != "auto":
+            from .codec import pick_device
+            pick_device(device)
+    _run(check)
+
+
+def _refuse_existing(dst: str, force: bool) -> None:
+    if dst != "-" and not force and Path(dst).exists() and not _is_special(Path(dst)):
+        raise OutputError(f"{dst}: already exists (use --force to overwrite)")
+
+
+def _compress_one(src: str, dst: str, o: dict) -> None:
+    from . import codec
+    from .image_io import read_image
+    _refuse_existing(dst, o["force"])
+    steps = o["refine_steps"]
+    params = codec.refined(codec.default_refine_steps(o["device"]) if steps is None else steps)
+    try:
+        img = read_image(read_input(src), max_pixels=o["max_pixels"])
+    except InputError as e:
+        raise InputError(_named(e, src)) from None
+    common = dict(seed=o["seed"], model_name=o["model_name"], device=o["device"], params=params)
+    if o["bpp"] is not None:
+        bpp = o["bpp"]
+        data, _ = codec.compress_to_bpp(img, bpp, **common)
+        got = 8 * len(data) / (img.rgb.shape[0] * img.rgb.shape[1])
+        if abs(got / bpp - 1) > 0.05:
+            click.echo(f"nnc: note: {src}: {bpp:g} bpp is out of reach for this "
+                       f"model; wrote {got:.3f} bpp", err=True)
+    else:
+        data = codec.compress(img, quality=o["quality"], **common)
+    write_output(dst, data, o["force"])
 
 
 @main.command()
@@ -411,31 +537,34 @@ def compress(paths, out_dir, quality, bpp, refine_steps, seed, model_name, max_p
               show_default=True, help="Refuse files that declare more pixels than this.")
 @_device
 @_force
-def decompress(paths, out_dir, max_pixels, device, force):
+@_jobs
+def decompress(paths, out_dir, max_pixels, device, force, jobs):
     """Decompress .nnc files to PNG.
 
     \b
     nnc decompress in.nnc out.png
     nnc decompress *.nnc -o outdir/
     """
-    def body():
-        from .codes import read_codes
-        from .image_io import encode_for
-        def one(src, dst):
-            if dst != "-" and Path(dst).exists() and not force and not _is_special(Path(dst)):
-                raise OutputError(f"{dst}: already exists (use --force to overwrite)")
-            # every check on the file's integers first, without torch: a bad file is
-            # refused in milliseconds and with little memory
-            codes = read_codes(read_input(src, MAX_NNC_BYTES), max_pixels)
-            from . import codec
-            img = codec.decompress_codes(codes, device=device)
-            try:
-                out = encode_for(img, dst)
-            except ValueError as e:
-                raise OutputError(str(e)) from None
-            write_output(dst, out, force)
-        _batch(plan_outputs(paths, out_dir, ".png"), one, "decompress")
-    _run(body)
+    _check_setup(device)
+    opts = dict(max_pixels=max_pixels, device=device, force=force)
+    _run(lambda: _batch(plan_outputs(paths, out_dir, ".png"), _decompress_one, opts,
+                        "decompress", jobs))
+
+
+def _decompress_one(src: str, dst: str, o: dict) -> None:
+    from .codes import read_codes
+    from .image_io import encode_for
+    _refuse_existing(dst, o["force"])
+    # every check on the file's integers first, without torch: a bad file is refused in
+    # milliseconds and with little memory
+    codes = read_codes(read_input(src, MAX_NNC_BYTES), o["max_pixels"])
+    from . import codec
+    img = codec.decompress_codes(codes, device=o["device"])
+    try:
+        out = encode_for(img, dst)
+    except ValueError as e:
+        raise OutputError(str(e)) from None
+    write_output(dst, out, o["force"])
 
 
 @main.command()
@@ -471,11 +600,23 @@ def info(paths, as_json):
     """Print the header of .nnc files and where the bits went."""
     def body():
         from .info import describe, format_text
-        reports = [describe(read_input(p, MAX_NNC_BYTES), p) for p in paths]
-        if as_json:
-            click.echo(json.dumps(reports if len(reports) > 1 else reports[0], indent=2))
-        else:
-            click.echo("\n".join(format_text(r) for r in reports), nl=False)
+        reports, failed = [], []
+        for p in paths:      # every file is reported; a bad one is one line on stderr
+            try:
+                reports.append(describe(read_input(p, MAX_NNC_BYTES), p))
+            except NNCError as e:
+                if DEBUG:
+                    raise
+                failed.append(e.exit_code)
+                click.echo(f"nnc: error: {_named(e, p)}", err=True)
+                continue
+            if not as_json:
+                click.echo(("\n" if len(reports) > 1 else "") + format_text(reports[-1]),
+                           nl=False)
+        if as_json and reports:
+            click.echo(json.dumps(reports if len(paths) > 1 else reports[0], indent=2))
+        if failed:
+            sys.exit(failed[0])
     _run(body)
 
 

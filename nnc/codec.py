@@ -20,11 +20,11 @@ import torch
 from . import container
 from .coding.greedy import (greedy_decode, greedy_encode, kl_bits_standardized, rd_encode,
                             shard_counts)
-from .codes import FileCodes, _write_level1, _write_level2, read_codes
+from .codes import FileCodes, _write_level1, _write_level2, read_codes, write_icc
 from .coding.importance import (dequantize_outlier, importance_decode, importance_encode,
                                 quantize_outlier)
 from .coding.prng import STREAM_ENCODER, block_keys, mix32, words_to_gaussian
-from .errors import ModelError
+from .errors import DeviceError, ModelError
 from .image_io import DEFAULT_MAX_PIXELS, RasterImage, compute_padding
 from .model.pln import PLN, combine_posterior
 from .model import tiling
@@ -86,9 +86,26 @@ class _Stages:
 
 
 def pick_device(device: str | None = None) -> str:
-    if device and device != "auto":
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    """'auto' (or None): cuda when torch sees a GPU, else cpu; a device named outright must
+    exist here (DeviceError otherwise)."""
+    if not device or device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise DeviceError(f"--device {device}: not a device name; use cpu, cuda, cuda:N or "
+                          "auto") from None
+    if kind.type == "cuda":
+        if not torch.cuda.is_available():
+            why = ("this torch was built without CUDA" if torch.version.cuda is None
+                   else "torch finds no CUDA GPU here")
+            raise DeviceError(f"--device {device}: {why}; use --device cpu (or auto)")
+        if kind.index is not None and kind.index >= torch.cuda.device_count():
+            raise DeviceError(f"--device {device}: this machine has "
+                              f"{torch.cuda.device_count()} CUDA device(s)")
+    elif kind.type not in ("cpu", "mps"):
+        raise DeviceError(f"--device {device}: nnc runs on cpu or cuda")
+    return device
 
 
 REFINE_STEPS_GPU = 5     # the CLI's default refinement steps per level on a GPU ...
@@ -300,6 +317,8 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
         model.shard_table, out_pos.cpu().numpy(), out_vals.cpu().numpy())
     if img.alpha is not None:
         sections["ALPH"] = zlib.compress(np.ascontiguousarray(img.alpha).tobytes(), 9)
+    if img.icc:
+        sections["iCCP"] = write_icc(img.icc)
     data = container.write(container.Container(header, sections))
     mark("entropy coding + container")
     return data
@@ -411,4 +430,4 @@ def decompress_codes(codes: FileCodes, device: str | None = None, timings: dict 
         gray = np.round(rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114],
                                                            dtype=np.float32))
         rgb = np.repeat(np.clip(gray, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
-    return RasterImage(rgb=rgb, gray=hd.channels == 1, alpha=codes.alpha)
+    return RasterImage(rgb=rgb, gray=hd.channels == 1, alpha=codes.alpha, icc=codes.icc)

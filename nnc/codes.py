@@ -30,7 +30,7 @@ import numpy as np
 from . import container
 from .coding import sideinfo
 from .errors import FormatError, ModelError
-from .image_io import compute_padding
+from .image_io import MAX_ICC_BYTES, compute_padding
 
 STRIDE2 = 64          # image pixels per level-2 latent pixel (the padding multiple)
 STRIDE1 = 16          # image pixels per level-1 latent pixel
@@ -56,6 +56,7 @@ class FileCodes:
     l1_outlier_positions: np.ndarray
     l1_outlier_values: np.ndarray
     alpha: np.ndarray | None        # (height, width) uint8
+    icc: bytes | None = None        # the colour profile (iCCP), as the input carried it
 
 
 def weights_dir() -> Path:
@@ -81,19 +82,33 @@ def model_entry(name: str) -> tuple[dict, np.ndarray]:
     m = manifest()
     entry = m["models"].get(name)
     if entry is None:
-        raise ModelError(f"this file needs model {name!r}, which is not installed (have: "
-                         f"{', '.join(m['models'])})")
+        raise ModelError(missing_model(name, m, "this file needs model"))
     table_file = weights_dir() / entry.get("shard_table_file", "")
     try:
         raw = table_file.read_bytes()
     except OSError:
         raise ModelError(f"the shard-count table of model {name!r} ({table_file}) is "
-                         "missing; reinstall nnc") from None
+                         "missing: " + _how_to_restore(name, m)) from None
     if hashlib.sha256(raw).hexdigest() != entry.get("shard_table_sha256"):
         raise ModelError(f"the shard-count table of model {name!r} ({table_file}) is "
-                         "corrupt (sha256 mismatch); reinstall nnc")
+                         "corrupt (sha256 mismatch): " + _how_to_restore(name, m))
     table = np.load(io.BytesIO(raw), allow_pickle=False)
     return entry, np.asarray(table, dtype=np.int64)
+
+
+def missing_model(name: str, m: dict, lead: str = "") -> str:
+    """What to say about a model that is not installed: which are, and how to get it."""
+    return (f"{lead or 'model'} {name!r} is not installed here (installed: "
+            f"{', '.join(m['models'])}; see 'nnc models'). A model trained with 'nnc train "
+            f"--export {name}' is installed by copying {name}.pt, {name}.shard-table.npy "
+            f"and its entry in manifest.json from the weights folder where it was made into "
+            f"{weights_dir()}")
+
+
+def _how_to_restore(name: str, m: dict) -> str:
+    return (f"reinstall nnc if {name!r} shipped with it ('pip install --force-reinstall "
+            f"nnc', or from the repository), or copy the file again from the weights folder "
+            f"where it was made (a model from 'nnc train --export {name}')")
 
 
 def read_codes(data: bytes, max_pixels: int) -> FileCodes:
@@ -148,7 +163,27 @@ def read_codes(data: bytes, max_pixels: int) -> FileCodes:
             raise FormatError("corrupt .nnc file: the alpha plane has the wrong size")
         alpha = np.frombuffer(raw, dtype=np.uint8).reshape(hd.height, hd.width).copy()
     return FileCodes(hd, code2, (g, h2, w2), (m, h1, w1), shards, indices, out_pos, out_vals,
-                     alpha)
+                     alpha, read_icc(c.sections.get("iCCP")))
+
+
+def write_icc(profile: bytes) -> bytes:
+    """Section iCCP (spec §6b): the colour profile, deflated."""
+    if len(profile) > MAX_ICC_BYTES:
+        raise ValueError("colour profile over 16 MiB")
+    return zlib.compress(profile, 9)
+
+
+def read_icc(section: bytes | None) -> bytes | None:
+    if section is None:
+        return None
+    try:   # never inflate more than the format allows
+        raw = zlib.decompressobj().decompress(section, MAX_ICC_BYTES + 1)
+    except zlib.error:
+        raise FormatError("corrupt .nnc file: the colour profile (iCCP) does not "
+                          "decompress") from None
+    if len(raw) > MAX_ICC_BYTES:
+        raise FormatError("corrupt .nnc file: the colour profile (iCCP) is over 16 MiB")
+    return raw or None
 
 
 def _write_level2(code: Level2Code, n_dims: int, p) -> tuple[bytes, bytes]:

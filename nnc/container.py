@@ -23,11 +23,14 @@ VERSION = 2                   # what this nnc writes
 READ_VERSIONS = (1, 2)        # what it reads
 SIGNATURE_BYTES = len(MAGIC) + 2
 SECTION_OVERHEAD = 12
-KNOWN_SECTIONS = ("HEAD", "Z2SA", "Z2SI", "Z2IX", "Z1SA", "Z1SI", "Z1IX", "ALPH", "END ")
+KNOWN_SECTIONS = ("HEAD", "Z2SA", "Z2SI", "Z2IX", "Z1SA", "Z1SI", "Z1IX", "ALPH", "iCCP",
+                  "END ")
 # the order the spec sets for the sections between HEAD and END (equal ranks: alternatives)
-SECTION_RANK = {"Z2SA": 0, "Z2SI": 0, "Z2IX": 1, "Z1SA": 2, "Z1SI": 2, "Z1IX": 3, "ALPH": 4}
+SECTION_RANK = {"Z2SA": 0, "Z2SI": 0, "Z2IX": 1, "Z1SA": 2, "Z1SI": 2, "Z1IX": 3, "ALPH": 4,
+                "iCCP": 5}
 MAX_DIMENSION = 1 << 16       # width and height caps read from a header
 MAX_NAME = 64
+MAX_FILE_BYTES = 1 << 28      # readers refuse larger .nnc files (100 MP at 20 bpp fits)
 
 _HEAD = struct.Struct("<IIBBfIBBBBffBHff")
 
@@ -140,7 +143,8 @@ def iter_sections(data: bytes):
     if len(data) < SIGNATURE_BYTES or data[:len(MAGIC)] != MAGIC:
         if data[:4] == MAGIC[:4] or data[1:4] == b"NNC":
             raise FormatError("corrupt .nnc file: damaged signature (was it sent as text?)")
-        raise FormatError("not an .nnc file (wrong magic bytes)")
+        raise FormatError("not an .nnc file (wrong magic bytes); 'nnc compress' turns an "
+                          "image into one")
     (version,) = struct.unpack_from("<H", data, len(MAGIC))
     if version not in READ_VERSIONS:
         raise FormatError(f"unsupported .nnc version {version}: this nnc reads versions "

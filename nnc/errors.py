@@ -20,6 +20,11 @@ class OutputError(NNCError):
     exit_code = 5
 
 
+class DeviceError(NNCError):
+    """The device asked for does not exist here (--device cuda without a GPU)."""
+    exit_code = 2
+
+
 class ModelError(NNCError):
     """The weights are missing, corrupt, or not the ones a file was made with."""
     exit_code = 6

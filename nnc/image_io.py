@@ -13,6 +13,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import InputError
 
 DEFAULT_MAX_PIXELS = 100_000_000
+MAX_ICC_BYTES = 16 << 20        # the format's limit on a colour profile (spec §6b)
 
 
 @dataclass
@@ -20,6 +21,7 @@ class RasterImage:
     rgb: np.ndarray            # H x W x 3 uint8 (gray images are replicated)
     gray: bool                 # decode back to one channel
     alpha: np.ndarray | None   # H x W uint8, kept losslessly
+    icc: bytes | None = None   # the colour profile, carried as it came (iCCP section)
 
 
 def read_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> RasterImage:
@@ -70,12 +72,15 @@ def read_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> RasterImage
         im = im.convert("L")
     elif mode == "PA":
         im = im.convert("RGBA")
+    icc = im.info.get("icc_profile") or None
+    if icc is not None and len(icc) > MAX_ICC_BYTES:
+        icc = None               # not a profile anyone uses; the pixels matter more
     gray = im.mode in ("L", "LA")
     alpha = None
     if im.mode in ("LA", "RGBA"):
         alpha = np.asarray(im.getchannel("A"), dtype=np.uint8).copy()
     rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    return RasterImage(rgb=rgb, gray=gray, alpha=alpha)
+    return RasterImage(rgb=rgb, gray=gray, alpha=alpha, icc=icc)
 
 
 @contextlib.contextmanager
@@ -105,8 +110,12 @@ def _to_pil(img: RasterImage) -> Image.Image:
 
 def write_png(img: RasterImage) -> bytes:
     buf = io.BytesIO()
-    _to_pil(img).save(buf, format="PNG")
+    _to_pil(img).save(buf, format="PNG", **_profile(img))
     return buf.getvalue()
+
+
+def _profile(img: RasterImage) -> dict:
+    return {"icc_profile": img.icc} if img.icc else {}
 
 
 def encode_for(img: RasterImage, name: str) -> bytes:
@@ -126,10 +135,14 @@ def encode_for(img: RasterImage, name: str) -> bytes:
         raise ValueError(f"{name}: JPEG cannot hold the alpha plane; write a .png")
     buf = io.BytesIO()
     try:
-        im.save(buf, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
+        im.save(buf, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}),
+                **(_profile(img) if fmt in ICC_FORMATS else {}))
     except Exception as e:
         raise ValueError(f"{name}: cannot write {fmt}: {e}") from None
     return buf.getvalue()
+
+
+ICC_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF")    # Pillow writes a profile into these
 
 
 def compute_padding(h: int, w: int, multiple: int) -> tuple[int, int]:

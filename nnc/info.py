@@ -13,6 +13,7 @@ SECTION_NAMES = {
     "Z1SI": "level 1 side info (outliers, shard counts; older coding)",
     "Z1IX": "level 1 shard indices",
     "ALPH": "alpha plane (lossless)",
+    "iCCP": "colour profile (ICC)",
     "END": "end marker",
 }
 

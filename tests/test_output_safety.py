@@ -237,3 +237,27 @@ def test_a_batch_goes_on_past_a_broken_input(runner, tmp_path):
     assert len(lines) == 2 and "im2.png" in lines[0] and "1 of 5 inputs failed" in lines[1]
     assert sorted(p.name for p in out.iterdir()) == ["im0.nnc", "im1.nnc", "im3.nnc",
                                                      "im4.nnc"]
+
+
+def test_jobs_give_the_same_files_as_one_process(tmp_path):
+    """-j 2: worker processes, the same files as -j 1, every failure one line (issue 16)."""
+    ins = []
+    for i in range(4):
+        p = tmp_path / f"im{i}.png"
+        p.write_bytes(png_bytes(smooth_image(16, 24, seed=i)))
+        ins.append(str(p))
+    (tmp_path / "im1.png").write_bytes(b"not a png")
+    runs = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / f"j{jobs}"
+        r = subprocess.run([sys.executable, "-m", "nnc.cli", "compress", "--refine", "0",
+                            "-j", jobs, *ins, "-o", str(out)], capture_output=True, text=True,
+                           timeout=300)
+        assert r.returncode == 3, r.stderr
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 2 and "im1.png: not an image" in lines[0], lines
+        assert "1 of 4 inputs failed" in lines[1]
+        runs[jobs] = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(runs["2"]) == ["im0.nnc", "im2.nnc", "im3.nnc"]
+    assert runs["1"] == runs["2"]
+    assert not list(tmp_path.rglob("*.part"))

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..codes import manifest, weights_dir  # noqa: F401  (torch-free; re-exported)
+from ..codes import _how_to_restore, manifest, missing_model, weights_dir  # noqa: F401
 from ..errors import ModelError
 from .pln import PLN, PLNConfig
 
@@ -40,10 +40,11 @@ def load_model(name: str | None = None, device: str = "cpu") -> tuple[PLN, bytes
     name = name or m["default"]
     entry = m["models"].get(name)
     if entry is None:
-        raise ModelError(f"model {name!r} is not installed (have: {', '.join(m['models'])})")
+        raise ModelError(missing_model(name, m))
     path = weights_dir() / entry["file"]
     if not path.is_file():
-        raise ModelError(f"weights file {path} is missing; reinstall nnc")
+        raise ModelError(f"the weights of model {name!r} ({path}) are missing: "
+                         + _how_to_restore(name, m))
     digest = sha256_file(path)
     if digest.hex() != entry["sha256"]:
         raise ModelError(f"weights file {path} does not match its sha256 in the manifest")

@@ -1,0 +1,78 @@
+"""nnc as a Pillow image plugin: ``Image.open("x.nnc")`` and ``img.save("y.nnc")``.
+
+Registered when ``nnc`` is imported (Pillow finds plugins only by import: it has no
+entry-point discovery). Opening reads and checks the container and the header, as Pillow's
+own plugins do; the pixels are decoded on ``load()`` (or on first use), with the model the
+file names. Saving takes nnc's options as keyword arguments::
+
+    from PIL import Image
+    import nnc
+    im = Image.open("x.nnc")                 # size and mode known, nothing decoded yet
+    im.load()                                # decoded (torch, the file's model)
+    im.save("y.nnc", quality=0.3)            # or bpp=0.5, seed=, model=, refine=, device=
+"""
+from __future__ import annotations
+
+from PIL import Image, ImageFile
+
+from .errors import NNCError
+
+FORMAT = "NNC"
+SAVE_OPTIONS = ("quality", "bpp", "seed", "model", "refine", "device")
+
+
+def _accept(prefix: bytes) -> bool:
+    from .container import MAGIC
+    return prefix[:len(MAGIC)] == MAGIC
+
+
+class NNCImageFile(ImageFile.ImageFile):
+    format = FORMAT
+    format_description = "nnc neural image codec"
+
+    def _open(self) -> None:
+        from .container import MAX_FILE_BYTES, read
+        data = self.fp.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise SyntaxError("an .nnc file over 256 MiB")
+        try:
+            header = read(data).header
+        except NNCError as e:   # Pillow reports SyntaxError as "cannot identify"
+            raise SyntaxError(str(e)) from None
+        self._size = (header.width, header.height)
+        self._mode = ("L" if header.channels == 1 else "RGB") + ("A" if header.alpha else "")
+        self.info["nnc_model"] = header.model_name
+        self.info["nnc_quality"] = header.quality
+        self._nnc_data = data
+        self.tile = []
+
+    def load(self):
+        if self._im is None and getattr(self, "_nnc_data", None) is not None:
+            from . import codec
+            from .image_io import _to_pil
+            img = codec.decompress(self._nnc_data)
+            pil = _to_pil(img)
+            if img.icc:
+                self.info["icc_profile"] = img.icc
+            self.im = pil.im
+            self._mode = pil.mode
+            self._nnc_data = None
+        return Image.Image.load(self)
+
+
+def _save(im: Image.Image, fp, filename) -> None:
+    import nnc
+    opts = {k: v for k, v in im.encoderinfo.items() if k in SAVE_OPTIONS}
+    q = opts.get("quality")
+    if q is not None and not 0 <= q <= 1:
+        raise ValueError(f"nnc's quality is a rate parameter in [0, 1], not {q!r}")
+    fp.write(nnc.compress(im, **opts))
+
+
+def register() -> None:
+    if FORMAT in Image.OPEN:
+        return
+    Image.register_open(FORMAT, NNCImageFile, _accept)
+    Image.register_save(FORMAT, _save)
+    Image.register_extension(FORMAT, ".nnc")
+    Image.register_mime(FORMAT, "image/x-nnc")
