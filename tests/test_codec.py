@@ -117,7 +117,11 @@ def test_golden_files_decode():
         assert got.size == tuple(entry["size"])
         # float drift across machines may move a few pixel values by a little
         assert psnr(np.asarray(got), expected) > 40
+        if "icc_profile_bytes" in entry:
+            assert len(got.info["icc_profile"]) == entry["icc_profile_bytes"]
+            assert got.info["icc_profile"] == Image.open(
+                FORMATS / "golden" / entry["decoded"]).info["icc_profile"]
     # both codings of the side information stay pinned: the older one and the current one
-    assert {"Z1SI", "Z2SI", "Z1SA", "Z2SA"} <= tags
+    assert {"Z1SI", "Z2SI", "Z1SA", "Z2SA", "ALPH", "iCCP"} <= tags
     # and both container versions: unchained CRCs (1) and chained ones (2, since 2026-11-30)
     assert versions == {1, 2}
