@@ -93,12 +93,13 @@ def compress(image, quality: float | None = None, bpp: float | None = None, seed
     if not 0 <= quality <= 1:
         raise ValueError(f"quality is a rate parameter in [0, 1], not {quality!r}")
     img = _to_raster(image)
-    params = codec.refined(codec.default_refine_steps(device) if refine is None else refine)
+    settings = codec.refined(codec.default_refine_steps(device) if refine is None else refine)
     if bpp is not None:
-        return codec.compress_to_bpp(img, bpp, seed=seed, model_name=model, device=device,
-                                     params=params)[0]
+        from .ratecontrol import compress_to_bpp
+        return compress_to_bpp(img, bpp, seed=seed, model_name=model, device=device,
+                               settings=settings)[0]
     return codec.compress(img, quality=quality, seed=seed, model_name=model, device=device,
-                          params=params)
+                          settings=settings)
 
 
 def decompress(data, device: str | None = None):

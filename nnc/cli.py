@@ -508,19 +508,20 @@ def _refuse_existing(dst: str, force: bool) -> None:
 
 
 def _compress_one(src: str, dst: str, o: dict) -> None:
-    from . import codec
+    from . import codec, ratecontrol
     from .image_io import read_image
     _refuse_existing(dst, o["force"])
     steps = o["refine_steps"]
-    params = codec.refined(codec.default_refine_steps(o["device"]) if steps is None else steps)
+    settings = codec.refined(codec.default_refine_steps(o["device"]) if steps is None else steps)
     try:
         img = read_image(read_input(src), max_pixels=o["max_pixels"])
     except InputError as e:
         raise InputError(_named(e, src)) from None
-    common = dict(seed=o["seed"], model_name=o["model_name"], device=o["device"], params=params)
+    common = dict(seed=o["seed"], model_name=o["model_name"], device=o["device"],
+                  settings=settings)
     if o["bpp"] is not None:
         bpp = o["bpp"]
-        data, _ = codec.compress_to_bpp(img, bpp, **common)
+        data, _ = ratecontrol.compress_to_bpp(img, bpp, **common)
         got = 8 * len(data) / (img.rgb.shape[0] * img.rgb.shape[1])
         if abs(got / bpp - 1) > 0.05:
             click.echo(f"nnc: note: {src}: {bpp:g} bpp is out of reach for this "

@@ -16,6 +16,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
+from .coding import SECTIONS as CODER_SECTIONS
 from .errors import FormatError
 
 MAGIC = b"\x89NNC\r\n\x1a\n"
@@ -23,11 +24,10 @@ VERSION = 2                   # what this nnc writes
 READ_VERSIONS = (1, 2)        # what it reads
 SIGNATURE_BYTES = len(MAGIC) + 2
 SECTION_OVERHEAD = 12
-KNOWN_SECTIONS = ("HEAD", "Z2SA", "Z2SI", "Z2IX", "Z1SA", "Z1SI", "Z1IX", "ALPH", "iCCP",
-                  "END ")
-# the order the spec sets for the sections between HEAD and END (equal ranks: alternatives)
-SECTION_RANK = {"Z2SA": 0, "Z2SI": 0, "Z2IX": 1, "Z1SA": 2, "Z1SI": 2, "Z1IX": 3, "ALPH": 4,
-                "iCCP": 5}
+# the order the spec sets for the sections between HEAD and END (equal ranks: alternatives):
+# the coders' sections (each coder module declares its own) and then the image's
+SECTION_RANK = {**CODER_SECTIONS, "ALPH": 100, "iCCP": 101}
+KNOWN_SECTIONS = ("HEAD", *SECTION_RANK, "END ")
 MAX_DIMENSION = 1 << 16       # width and height caps read from a header
 MAX_NAME = 64
 MAX_FILE_BYTES = 1 << 28      # readers refuse larger .nnc files (100 MP at 20 bpp fits)

@@ -11,14 +11,31 @@ b) to the running sample and keeps the one that best approaches the posterior (s
 only the chosen candidates. A block with 0 shards decodes to the prior mean (0).
 
 Blocks are processed in chunks that bound memory, all blocks of a chunk at once per shard.
+
+Dimensions whose KL exceeds ``outlier_kl_bits`` are sent as 16-bit values instead
+(coding/outliers.py). Shard counts are entropy-coded with a table of counts per context that
+ships with the model (its "shard table", estimated by :func:`shard_table_from_images`).
+What a file carries for this level (:class:`Level1Code`), the header fields the coder reads
+(:class:`Level1Format`), its encoder-only settings (:class:`Level1Search`) and its sections
+Z1SA (or the older Z1SI) and Z1IX all live here; reading the sections needs neither torch
+nor the network.
 """
 from __future__ import annotations
 
 import math
+import struct
+from dataclasses import dataclass
+from typing import Callable
 
-import torch
+import numpy as np
 
-from .prng import STREAM_LEVEL1, block_keys, candidate_words, words_to_gaussian
+from ..errors import FormatError
+from ..lazy import torch
+from . import outliers, sideinfo
+from .prng import (STREAM_L1_OUTLIER_NOISE, STREAM_LEVEL1, block_keys, candidate_words, mix32,
+                   words_to_gaussian)
+
+SECTIONS = {"Z1SA": 2, "Z1SI": 2, "Z1IX": 3}   # tag: rank in the file (spec §1)
 
 # elements (blocks x candidates x dims) processed per chunk: bounds peak memory (~0.5 GiB)
 CHUNK_ELEMENTS = 1 << 23
@@ -217,3 +234,282 @@ def _rd_encode_blocks(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tenso
     out_sample = torch.zeros_like(mean)
     out_sample[chosen] = sample[pick[chosen]]
     return out_k, out_idx, out_sample
+
+
+# --- the coder's format, settings and code -------------------------------------------------
+
+def _f32(v: float) -> float:
+    return float(np.float32(v))
+
+
+@dataclass(frozen=True)
+class Level1Format:
+    """The header fields of this level (spec §2); floats as the file stores them (f32)."""
+    block_w: int = 4
+    block_h: int = 2
+    shard_bits: int = 8
+    max_shards: int = 15
+    shard_decay: float = 0.5       # coarse to fine; refit per model (benchmarks/coder_params.py)
+    outlier_kl_bits: float = 16.0  # dims above this KL are sent as 16-bit values (informative)
+
+    def __post_init__(self):
+        object.__setattr__(self, "shard_decay", _f32(self.shard_decay))
+        object.__setattr__(self, "outlier_kl_bits", _f32(self.outlier_kl_bits))
+
+    @property
+    def block_dims(self) -> int:
+        return self.block_w * self.block_h
+
+    @classmethod
+    def from_header(cls, hd) -> "Level1Format":
+        return cls(hd.l1_block_w, hd.l1_block_h, hd.l1_shard_bits, hd.l1_max_shards,
+                   hd.l1_shard_decay, hd.l1_outlier_kl_bits)
+
+    def header_fields(self) -> dict:
+        return {"l1_block_w": self.block_w, "l1_block_h": self.block_h,
+                "l1_shard_bits": self.shard_bits, "l1_max_shards": self.max_shards,
+                "l1_shard_decay": self.shard_decay,
+                "l1_outlier_kl_bits": self.outlier_kl_bits}
+
+
+@dataclass(frozen=True)
+class Level1Search:
+    """Encoder-only: they change which shard counts and indices are chosen, not how a file
+    decodes. Defaults chosen with benchmarks/coder_params.py (real files, BD-rate)."""
+    rate_scale: float = 1.0        # shards = round(rate_scale * KL / shard_bits)
+    first_shard_kl: float = 4.0    # blocks from this KL (bits) up get >= 1 shard
+    beam: int = 16                 # beam width of the search
+    lookahead: bool = True         # score against what later shards add
+    rd_kappa: float = 1.0          # > 0: shard counts by rate-distortion (rd_encode)
+
+
+@dataclass
+class Level1Code:
+    shards: np.ndarray              # (M, block rows, block cols) int64 shard counts
+    indices: np.ndarray             # (blocks, max shards) int64, -1 where unused
+    outlier_positions: np.ndarray   # int64, into the block-ordered latent
+    outlier_values: np.ndarray      # int64 in [0, 2^16)
+
+
+# --- the block layout: (1, M, H1, W1) <-> (n_blocks, bh*bw), channel-major ---
+def to_blocks(t: "torch.Tensor", bh: int, bw: int) -> "torch.Tensor":
+    _, m, h, w = t.shape
+    return (t.reshape(m, h // bh, bh, w // bw, bw).permute(0, 1, 3, 2, 4)
+             .reshape(m * (h // bh) * (w // bw), bh * bw))
+
+
+def from_blocks(b: "torch.Tensor", m: int, h: int, w: int, bh: int, bw: int) -> "torch.Tensor":
+    return (b.reshape(m, h // bh, w // bw, bh, bw).permute(0, 1, 3, 2, 4)
+             .reshape(1, m, h, w))
+
+
+def plan(mean: "torch.Tensor", std: "torch.Tensor", fmt: Level1Format, search: Level1Search,
+         kl: "torch.Tensor | None" = None):
+    """Split blocks into outlier dims (sent as values, thesis Algorithm 3's rule applied to
+    level 1) and the rest. Returns (outlier mask, shards, mean, std) where the outlier dims
+    are neutralized (mean 0, std 1: no KL, no preference). ``kl``: the per-dimension KL in
+    bits, if the caller has it."""
+    if kl is None:
+        kl = kl_bits_standardized(mean, std)
+    out = kl > fmt.outlier_kl_bits
+    mean = torch.where(out, torch.zeros_like(mean), mean)
+    std = torch.where(out, torch.ones_like(std), std)
+    kl = torch.where(out, torch.zeros_like(kl), kl)
+    shards = shard_counts(kl.sum(1) * search.rate_scale, fmt.shard_bits, fmt.max_shards,
+                          search.first_shard_kl)
+    return out, shards, mean, std
+
+
+def coded_mask(mean: "torch.Tensor", std: "torch.Tensor", fmt: Level1Format,
+               search: Level1Search) -> "torch.Tensor":
+    """(1, M, H1, W1) bool, from the standardized posterior of that shape: the dimensions
+    of blocks that get a shard. The others decode to the prior mean, which a coder-aware
+    refinement (model/refine.py) must assume."""
+    from ..model.pln import gaussian_kl_nats
+    kl_bits = gaussian_kl_nats(mean, std, 0.0, 1.0) / math.log(2)
+    _, m, h, w = kl_bits.shape
+    bh, bw = fmt.block_h, fmt.block_w
+    s = kl_bits.reshape(m, h // bh, bh, w // bw, bw).sum((2, 4), keepdim=True)
+    block_kl = s.expand(m, h // bh, bh, w // bw, bw).reshape(1, m, h, w)
+    return block_kl >= search.first_shard_kl
+
+
+def encode(mean: "torch.Tensor", std: "torch.Tensor", seed: int, fmt: Level1Format,
+           search: Level1Search, stats: dict | None = None) -> Level1Code:
+    """Code q(z1|z2,x) standardized by the prior, mean and std (1, M, H1, W1). ``stats``,
+    when given, receives the ΣKL and the outliers' count and bits."""
+    bh, bw = fmt.block_h, fmt.block_w
+    m, h1, w1 = mean.shape[1:]
+    mean, std = to_blocks(mean, bh, bw), to_blocks(std, bh, bw)
+    kl = kl_bits_standardized(mean, std)
+    out_mask, shards, g_mean, g_std = plan(mean, std, fmt, search, kl)
+    if search.rd_kappa > 0:
+        shards, indices, _ = rd_encode(g_mean, g_std, shards, seed, fmt.shard_bits,
+                                       fmt.shard_decay, search.beam, search.rd_kappa,
+                                       fmt.max_shards, lookahead=search.lookahead)
+    else:
+        indices, _ = greedy_encode(g_mean, g_std, shards, seed, fmt.shard_bits,
+                                   fmt.shard_decay, search.beam, search.lookahead)
+    out_pos = torch.nonzero(out_mask.flatten()).squeeze(1)
+    noise = words_to_gaussian(mix32(block_keys(seed, STREAM_L1_OUTLIER_NOISE, 0, mean.device)
+                                    ^ out_pos.to(torch.int32)))
+    out_vals = outliers.quantize(mean.flatten()[out_pos] + std.flatten()[out_pos] * noise)
+    if stats is not None:
+        stats["kl1_bits"] = kl.sum().item()
+        stats["l1_outliers"] = int(out_pos.numel())
+        stats["l1_outlier_bits"] = 32 + out_pos.numel() * (math.log2(mean.numel()) + 16)
+    return Level1Code(shards.cpu().numpy().reshape(m, h1 // bh, w1 // bw),
+                      indices.cpu().numpy(), out_pos.cpu().numpy(), out_vals.cpu().numpy())
+
+
+def decode(code: Level1Code, fmt: Level1Format, shape: tuple, seed: int,
+           device="cpu") -> "torch.Tensor":
+    """The decoded z1 standardized by the prior, (1, M, H1, W1) = (1, *shape)."""
+    z = greedy_decode(torch.as_tensor(code.indices, device=device),
+                      torch.as_tensor(code.shards.reshape(-1), device=device), seed,
+                      fmt.block_dims, fmt.shard_decay)
+    flat = z.view(-1)
+    flat[torch.as_tensor(code.outlier_positions, device=device)] = outliers.dequantize(
+        torch.as_tensor(code.outlier_values, device=device))
+    return from_blocks(z, *shape, fmt.block_h, fmt.block_w)
+
+
+# --- shard tables: coder data that ships with a model -----------------------------------------
+def shard_contexts(shards: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Context of each shard count (M, rows, cols): the counts of the blocks above and to
+    the left in the same channel (0 outside the latent)."""
+    above = np.zeros_like(shards)
+    left = np.zeros_like(shards)
+    above[:, 1:, :] = shards[:, :-1, :]
+    left[:, :, 1:] = shards[:, :, :-1]
+    return above, left
+
+
+def level1_shards(model, img, quality: float, fmt: Level1Format = Level1Format(),
+                  search: Level1Search = Level1Search()) -> np.ndarray:
+    """The shard counts (M, rows, cols) an image gets (at the posterior-mean z2)."""
+    from ..model import tiling
+    with torch.no_grad():
+        x = tiling.to_tensor(img, model.stride, "cpu")
+        q = torch.tensor([quality])
+        post = model.posteriors(x, q, encode=tiling.encode)
+        (mu_p, s_p), (mu1, s1) = post.prior1, post.z1
+        bh, bw = fmt.block_h, fmt.block_w
+        _, k, _, _ = plan(to_blocks((mu1 - mu_p) / s_p, bh, bw), to_blocks(s1 / s_p, bh, bw),
+                          fmt, search)
+    m, h1, w1 = mu1.shape[1:]
+    return k.numpy().reshape(m, h1 // bh, w1 // bw)
+
+
+def shard_table_from_images(model, images: list, qualities=(0.0, 0.25, 0.5, 0.75, 1.0),
+                            fmt: Level1Format = Level1Format()) -> np.ndarray:
+    """Counts table[above, left, value] of shard counts over images and rates."""
+    n = fmt.max_shards + 1
+    table = np.zeros((n, n, n), dtype=np.int64)
+    for img in images:
+        for q in qualities:
+            k = level1_shards(model, img, q, fmt)
+            a, l = shard_contexts(k)
+            np.add.at(table, (a.ravel(), l.ravel(), k.ravel()), 1)
+    return table
+
+
+# --- sections ----------------------------------------------------------------------------------
+def _shard_count_rows(shards: np.ndarray, model,
+                      decoded: "Callable[[np.ndarray], np.ndarray] | None" = None):
+    """The model of the shard counts ``shards`` (channels, rows, cols), position by position
+    in the order (block row, block column, channel): ``model.rows`` for the context (above,
+    left), then ``model.update`` after each position (sideinfo.AdaptiveCounts for Z1SA, the
+    fixed sideinfo.TableCounts for Z1SI).
+
+    Encoder: returns the probability rows of all counts in that order. Decoder: pass
+    ``decoded(rows) -> counts`` to read each position's counts; fills ``shards`` in place."""
+    n_live, n_rows, n_cols = shards.shape
+    zero = np.zeros(n_live, dtype=np.int64)
+    out = []
+    for row in range(n_rows):
+        for col in range(n_cols):
+            above = shards[:, row - 1, col] if row else zero
+            left = shards[:, row, col - 1] if col else zero
+            rows = model.rows(above, left)
+            if decoded is None:
+                out.append(rows)
+            else:
+                shards[:, row, col] = decoded(rows)
+            model.update(above, left, shards[:, row, col])
+    return np.concatenate(out) if out else np.zeros((0, model.n))
+
+
+def check_sections(sections: dict) -> None:
+    """The file holds this level's side information in one coding, and its indices."""
+    if {"Z1SA", "Z1SI"} <= sections.keys():
+        raise FormatError("corrupt .nnc file: side information is there in two codings")
+    for tag in ("Z1SA" if "Z1SA" in sections else "Z1SI", "Z1IX"):
+        if tag not in sections:
+            raise FormatError(f"corrupt .nnc file: section {tag} is missing")
+
+
+def write_sections(code: Level1Code, fmt: Level1Format, table: np.ndarray) -> dict[str, bytes]:
+    """Sections Z1SA and Z1IX. Z1SA: the outliers, one live flag per channel (any block with
+    a shard), then the counts of the live channels with :func:`_shard_count_rows` and
+    adaptive counts."""
+    shards, indices = code.shards, code.indices
+    out_pos, out_vals = code.outlier_positions, code.outlier_values
+    si = sideinfo.Writer()
+    si.uniform(out_pos, shards.size * fmt.block_dims)
+    si.uniform(out_vals, 1 << 16)
+    live = shards.reshape(shards.shape[0], -1).max(1, initial=0) > 0
+    si.uniform(live.astype(np.int64), 2)
+    ls = shards[live]
+    si.categorical(ls.transpose(1, 2, 0).ravel(),
+                   _shard_count_rows(ls, sideinfo.AdaptiveCounts(table)))
+    flat = shards.ravel()
+    ix = sideinfo.Writer()
+    # shard step k: the indices of all blocks with more than k shards, in block order
+    for k in range(indices.shape[1] if indices.ndim == 2 else 0):
+        ix.uniform(indices[flat > k, k], 1 << fmt.shard_bits)
+    return {"Z1SA": struct.pack("<I", len(out_pos)) + si.bytes(), "Z1IX": ix.bytes()}
+
+
+def read_sections(sections: dict[str, bytes], fmt: Level1Format, shape: tuple,
+                  table: np.ndarray) -> Level1Code:
+    """Z1SA (adaptive counts) or the older Z1SI (every channel, the fixed table), and Z1IX;
+    checked against the latent's shape (M, H1, W1) (FormatError)."""
+    m, h1, w1 = shape
+    if h1 % fmt.block_h or w1 % fmt.block_w:
+        raise FormatError("corrupt .nnc file: level-1 block size does not tile the latent")
+    rows, cols = h1 // fmt.block_h, w1 // fmt.block_w
+    adaptive = "Z1SA" in sections
+    side, ix = sections["Z1SA" if adaptive else "Z1SI"], sections["Z1IX"]
+    if table.shape[0] != fmt.max_shards + 1:
+        raise FormatError("unsupported .nnc file: its level-1 shard range does not match "
+                          "the model's table")
+    if len(side) < 4:
+        raise FormatError("corrupt .nnc file: level-1 side information is too short")
+    (n_out,) = struct.unpack_from("<I", side)
+    n1 = m * rows * cols * fmt.block_dims
+    if n_out > n1:
+        raise FormatError("corrupt .nnc file: more level-1 outliers than latents")
+    sideinfo.need_bits(side[4:], n_out * (math.log2(max(n1, 2)) + 16), "level-1 side information")
+    r = sideinfo.Reader(side[4:])
+    out_pos = r.uniform(n_out, n1)
+    out_vals = r.uniform(n_out, 1 << 16)
+    if len(np.unique(out_pos)) != n_out:
+        raise FormatError("corrupt .nnc file: repeated level-1 outlier positions")
+    shards = np.zeros((m, rows, cols), dtype=np.int64)
+    if adaptive:
+        live = r.uniform(m, 2).astype(bool)
+        ls = np.zeros((int(live.sum()), rows, cols), dtype=np.int64)
+        _shard_count_rows(ls, sideinfo.AdaptiveCounts(table), r.categorical)
+        shards[live] = ls
+    else:
+        _shard_count_rows(shards, sideinfo.TableCounts(table), r.categorical)
+    flat = shards.ravel()
+    sideinfo.need_bits(ix, int(flat.sum()) * fmt.shard_bits, "level-1 index")
+    kmax = int(flat.max()) if flat.size else 0
+    indices = np.full((flat.size, kmax), -1, dtype=np.int64)
+    rix = sideinfo.Reader(ix)
+    for k in range(kmax):
+        sel = flat > k
+        indices[sel, k] = rix.uniform(int(sel.sum()), 1 << fmt.shard_bits)
+    return Level1Code(shards, indices, out_pos, out_vals)

@@ -1,46 +1,99 @@
-"""Level-2 coder: adaptive importance sampling (thesis §3.4.3, Algorithms 3 and 5).
+"""Level-2 coder: importance sampling over groups of dimensions (thesis §3.4.1,
+Algorithms 1 and 3), and its sections Z2SA (or the older Z2SI) and Z2IX.
 
 In prior-standardized coordinates (p = N(0, 1)). Steps:
 
-1. Outliers: dimensions whose KL exceeds ``outlier_kl_bits`` are sent directly: a
-   posterior sample quantized to 16 bits over [-OUTLIER_RANGE, OUTLIER_RANGE] (the level-1
-   coder uses the same rule and quantizer).
-2. Groups: the remaining dimensions, in order, are cut greedily into groups whose KL stays
-   within ``group_kl_bits`` and whose size stays within ``max_group``.
-3. Each group draws 2^index_bits shared candidates (stream STREAM_LEVEL2, block = group
-   number, dim = position in the group) and picks one with probability proportional to its
-   importance weight q/p, by Gumbel-max with encoder-local noise. Its index is sent.
-   ``sharpen`` > 1 picks with probability proportional to (q/p)^sharpen instead, which
-   leans toward the most probable candidate (encoder only; the decoder is the same).
+1. Dimensions whose KL exceeds ``outlier_kl_bits`` are outliers: an exact posterior sample
+   (encoder-local randomness) quantized to 16 bits (coding/outliers.py), sent as values.
+2. The rest are cut into consecutive groups of at most ``group_kl_bits`` of KL and
+   ``max_group`` dimensions (greedy, Algorithm 3).
+3. Each group draws 2^index_bits shared candidates from p (stream STREAM_LEVEL2, block =
+   group); the encoder picks one with probability proportional to (q/p)^sharpen (Gumbel-max,
+   encoder-local noise) and sends its index. The decoder regenerates only the chosen one.
 
 All candidates of all groups are scored at once (log-weights per dimension, summed per group
 with ``index_add_``) in chunks that bound memory; the grouping itself is a cumulative-sum
 search with one numpy call per group.
+
+What a file carries for this level (:class:`Level2Code`), the header fields the coder reads
+(:class:`Level2Format`), its encoder-only settings (:class:`Level2Search`) and its sections
+(:func:`write_sections`, :func:`read_sections`) all live here; reading the sections needs
+neither torch nor the network.
 """
 from __future__ import annotations
 
 import math
+import struct
+from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from ..codes import Level2Code  # noqa: F401  (the code's integers live with the format)
-from .prng import (STREAM_LEVEL2, STREAM_ENCODER, block_keys, mix32, words_to_gaussian,
-                   words_to_uniform)
+from ..errors import FormatError
+from ..lazy import torch
+from . import outliers, sideinfo
+from .prng import (STREAM_L2_GUMBEL, STREAM_L2_OUTLIER_NOISE, STREAM_LEVEL2, block_keys, mix32,
+                   words_to_gaussian, words_to_uniform)
 
-OUTLIER_RANGE = 64.0
-OUTLIER_LEVELS = 1 << 16
+SECTIONS = {"Z2SA": 0, "Z2SI": 0, "Z2IX": 1}   # tag: rank in the file (spec §1); equal
+                                               # ranks are alternatives
+
+
+def _f32(v: float) -> float:
+    return float(np.float32(v))
+
+
+@dataclass(frozen=True)
+class Level2Format:
+    """The header fields of this level (spec §2); floats as the file stores them (f32)."""
+    index_bits: int = 12
+    max_group: int = 1024
+    group_kl_bits: float = 11.0      # encoder settings, recorded for reproducibility
+    outlier_kl_bits: float = 11.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "group_kl_bits", _f32(self.group_kl_bits))
+        object.__setattr__(self, "outlier_kl_bits", _f32(self.outlier_kl_bits))
+
+    @classmethod
+    def from_header(cls, hd) -> "Level2Format":
+        return cls(hd.l2_index_bits, hd.l2_max_group, hd.l2_group_kl_bits,
+                   hd.l2_outlier_kl_bits)
+
+    def header_fields(self) -> dict:
+        return {"l2_index_bits": self.index_bits, "l2_max_group": self.max_group,
+                "l2_group_kl_bits": self.group_kl_bits,
+                "l2_outlier_kl_bits": self.outlier_kl_bits}
+
+
+@dataclass(frozen=True)
+class Level2Search:
+    """Encoder-only: they change which indices are chosen, not how a file decodes."""
+    sharpen: float = 3.0     # choose candidates by (q/p)^sharpen
+
+
+@dataclass
+class Level2Code:
+    outlier_positions: np.ndarray   # int64, sorted, into the flattened latent
+    outlier_values: np.ndarray      # int64 in [0, 2^16)
+    group_sizes: np.ndarray         # int64 >= 1, over the non-outlier dims in order
+    indices: np.ndarray             # int64 in [0, 2^index_bits), one per group
+
+
+def encode(mean: "torch.Tensor", std: "torch.Tensor", seed: int, fmt: Level2Format,
+           search: Level2Search) -> "tuple[Level2Code, torch.Tensor]":
+    """Code q(z2|x) (standardized: p(z2) = N(0, I)); returns the code and the decoded z2 in
+    the latent's shape."""
+    code, z2 = importance_encode(mean, std, seed, fmt.index_bits, fmt.group_kl_bits,
+                                 fmt.max_group, fmt.outlier_kl_bits, search.sharpen)
+    return code, z2.reshape(mean.shape)
+
+
+def decode(code: Level2Code, shape: tuple, seed: int, device="cpu") -> "torch.Tensor":
+    """The decoded z2, (1, *shape)."""
+    return importance_decode(code, math.prod(shape), seed, device).reshape(1, *shape)
+
+
 CHUNK_ELEMENTS = 1 << 23
-
-
-def quantize_outlier(v: torch.Tensor) -> torch.Tensor:
-    step = 2 * OUTLIER_RANGE / (OUTLIER_LEVELS - 1)
-    return torch.clamp(torch.round((v + OUTLIER_RANGE) / step), 0, OUTLIER_LEVELS - 1).long()
-
-
-def dequantize_outlier(q: torch.Tensor) -> torch.Tensor:
-    step = 2 * OUTLIER_RANGE / (OUTLIER_LEVELS - 1)
-    return q.to(torch.float32) * step - OUTLIER_RANGE
 
 
 def make_groups(kl_bits: np.ndarray, budget_bits: float, max_group: int) -> np.ndarray:
@@ -79,15 +132,15 @@ def _gumbel_choice(seed: int, g0: int, g1: int, cand: torch.Tensor,
     """Gumbel-max over groups g0 ... g1 - 1: a sample of the categorical distribution
     proportional to exp(logw), with encoder-local noise."""
     groups = torch.arange(g0, g1, device=logw.device)
-    gkeys = block_keys(seed, STREAM_ENCODER + 1, groups, logw.device)
+    gkeys = block_keys(seed, STREAM_L2_GUMBEL, groups, logw.device)
     u = words_to_uniform(mix32(gkeys.unsqueeze(-1) ^ cand))
     return torch.argmax(logw - torch.log(-torch.log(u)), dim=1)
 
 
-def importance_encode(mean: torch.Tensor, std: torch.Tensor, seed: int, index_bits: int,
+def importance_encode(mean: "torch.Tensor", std: "torch.Tensor", seed: int, index_bits: int,
                       group_kl_bits: float, max_group: int,
                       outlier_kl_bits: float,
-                      sharpen: float = 1.0) -> tuple[Level2Code, torch.Tensor]:
+                      sharpen: float = 1.0) -> "tuple[Level2Code, torch.Tensor]":
     """Code a flattened standardized posterior; returns the code and the decoded sample."""
     device = mean.device
     mean, std = mean.flatten().float(), std.flatten().float()
@@ -96,10 +149,10 @@ def importance_encode(mean: torch.Tensor, std: torch.Tensor, seed: int, index_bi
     out_pos = torch.nonzero(is_out).squeeze(1)
     sample = torch.empty_like(mean)
     # outliers: an exact posterior sample (encoder-local noise), quantized to 16 bits
-    local = block_keys(seed, STREAM_ENCODER, 0, device)
+    local = block_keys(seed, STREAM_L2_OUTLIER_NOISE, 0, device)
     noise = words_to_gaussian(mix32(local ^ out_pos.to(torch.int32)))
-    out_q = quantize_outlier(mean[out_pos] + std[out_pos] * noise)
-    sample[out_pos] = dequantize_outlier(out_q)
+    out_q = outliers.quantize(mean[out_pos] + std[out_pos] * noise)
+    sample[out_pos] = outliers.dequantize(out_q)
 
     keep = torch.nonzero(~is_out).squeeze(1)
     sizes = make_groups(kl[keep].double().cpu().numpy(), group_kl_bits, max_group)
@@ -138,11 +191,11 @@ def importance_encode(mean: torch.Tensor, std: torch.Tensor, seed: int, index_bi
     return code, sample
 
 
-def importance_decode(code: Level2Code, n_dims: int, seed: int, device="cpu") -> torch.Tensor:
+def importance_decode(code: Level2Code, n_dims: int, seed: int, device="cpu") -> "torch.Tensor":
     """Regenerate the level-2 sample (flattened) from the code."""
     sample = torch.empty(n_dims, device=device)
     out_pos = torch.as_tensor(code.outlier_positions, dtype=torch.int64, device=device)
-    sample[out_pos] = dequantize_outlier(torch.as_tensor(code.outlier_values, device=device))
+    sample[out_pos] = outliers.dequantize(torch.as_tensor(code.outlier_values, device=device))
     is_out = torch.zeros(n_dims, dtype=torch.bool, device=device)
     is_out[out_pos] = True
     keep = torch.nonzero(~is_out).squeeze(1)
@@ -151,3 +204,60 @@ def importance_decode(code: Level2Code, n_dims: int, seed: int, device="cpu") ->
     x = _candidate_gaussians(seed, group_of_dim, pos_in_group, idx[group_of_dim].unsqueeze(-1))
     sample[keep] = x[:, 0]
     return sample
+
+
+def check_sections(sections: dict) -> None:
+    """The file holds this level's side information in one coding, and its indices."""
+    if {"Z2SA", "Z2SI"} <= sections.keys():
+        raise FormatError("corrupt .nnc file: side information is there in two codings")
+    for tag in ("Z2SA" if "Z2SA" in sections else "Z2SI", "Z2IX"):
+        if tag not in sections:
+            raise FormatError(f"corrupt .nnc file: section {tag} is missing")
+
+
+def write_sections(code: Level2Code, n_dims: int, fmt: Level2Format) -> dict[str, bytes]:
+    """Sections Z2SA (outliers, group sizes) and Z2IX (indices). Each group size is coded
+    with the previous one as its Laplace mean (the first with the median m0)."""
+    n_out, n_groups = len(code.outlier_positions), len(code.group_sizes)
+    si = sideinfo.Writer()
+    si.uniform(code.outlier_positions, n_dims)
+    si.uniform(code.outlier_values, 1 << 16)
+    sizes = code.group_sizes - 1
+    m0 = int(np.clip(np.median(sizes) if n_groups else 0, 0, 255))
+    means = np.concatenate([[m0], sizes[:-1]]).astype(np.float64) if n_groups else \
+        np.zeros(0)
+    s0, s1 = sideinfo.choose_scale(sizes, means, fmt.max_group - 1)
+    si.laplace(sizes, means, s0, s1, fmt.max_group - 1)
+    side = struct.pack("<IIBBB", n_out, n_groups, s0, s1, m0) + si.bytes()
+    ix = sideinfo.Writer()
+    ix.uniform(code.indices, 1 << fmt.index_bits)
+    return {"Z2SA": side, "Z2IX": ix.bytes()}
+
+
+def read_sections(sections: dict[str, bytes], n_dims: int, fmt: Level2Format) -> Level2Code:
+    """Z2SA (each size's mean is the previous size) or the older Z2SI (every mean is m0),
+    and Z2IX; checked against the latent's size (FormatError)."""
+    chained = "Z2SA" in sections
+    side, ix = sections["Z2SA" if chained else "Z2SI"], sections["Z2IX"]
+    if len(side) < 11:
+        raise FormatError("corrupt .nnc file: level-2 side information is too short")
+    n_out, n_groups, s0, s1, m0 = struct.unpack_from("<IIBBB", side)
+    if n_out > n_dims or n_groups > n_dims or s0 >= len(sideinfo.S0_GRID) \
+            or s1 >= len(sideinfo.S1_GRID):
+        raise FormatError("corrupt .nnc file: level-2 counts are out of range")
+    if n_groups * fmt.max_group < n_dims - n_out:
+        raise FormatError("corrupt .nnc file: too few level-2 groups for the latent")
+    # work bounded by the bytes given: a section must be long enough for what it claims
+    sideinfo.need_bits(ix, n_groups * fmt.index_bits, "level-2 index")
+    sideinfo.need_bits(side[11:], n_out * (math.log2(max(n_dims, 2)) + 16), "level-2 side information")
+    r = sideinfo.Reader(side[11:])
+    pos = r.uniform(n_out, n_dims)
+    vals = r.uniform(n_out, 1 << 16)
+    if chained:
+        sizes = r.laplace_chain(n_groups, m0, s0, s1, fmt.max_group - 1) + 1
+    else:
+        sizes = r.laplace(np.full(n_groups, float(m0)), s0, s1, fmt.max_group - 1) + 1
+    if len(np.unique(pos)) != n_out or sizes.sum() != n_dims - n_out:
+        raise FormatError("corrupt .nnc file: level-2 grouping does not match the latent size")
+    idx = sideinfo.Reader(ix).uniform(n_groups, 1 << fmt.index_bits)
+    return Level2Code(np.sort(pos), vals, sizes, idx)

@@ -13,8 +13,12 @@ one range-coded stream; the order of calls is the format.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import constriction
+
+from ..errors import FormatError
 
 S0_GRID = np.array([0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0,
                     8.0, 12.0, 16.0], dtype=np.float64)
@@ -177,3 +181,15 @@ class Reader:
             out[i] = self.dec.decode(model, m, S0_GRID[s0] + S1_GRID[s1] * m)[0]
             prev = float(out[i])
         return out
+
+
+RANGE_CODER_SLACK_BITS = 64    # a range-coded stream may end up to two words early
+
+
+def need_bits(section: bytes, bits: float, what: str) -> None:
+    """Refuse a section too short for ``bits`` bits of uniformly coded symbols (which cost
+    exactly their bits): the range decoder would read zeros past its end, and a crafted
+    file could make the decoder do work and allocate memory that its bytes do not pay for."""
+    if 8 * len(section) + RANGE_CODER_SLACK_BITS < bits:
+        raise FormatError(f"corrupt .nnc file: the {what} section holds {len(section)} "
+                          f"bytes, too few for the {math.ceil(bits)} bits it must carry")

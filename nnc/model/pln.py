@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, asdict
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -73,6 +74,14 @@ def combine_posterior(mu_x, sigma_x, mu_p, sigma_p):
     return mu, var.sqrt()
 
 
+class Posteriors(NamedTuple):
+    """What the encoder knows about an image, each as (mean, standard deviation)."""
+    x: tuple          # (mu_x, sigma_x): level-1 statistics from the image alone
+    z2: tuple         # q(z2|x) = (mu2, sigma2); p(z2) = N(0, I)
+    prior1: tuple     # p(z1|z2) = (mu_p, sigma_p), at the z2 it was given
+    z1: tuple         # q(z1|z2,x) = (mu1, sigma1)
+
+
 class _Seq(nn.Module):
     """conv/act layers interleaved with RateGain (each gain follows a conv)."""
 
@@ -125,17 +134,48 @@ class PLN(nn.Module):
         mu_p, s_p = h.chunk(2, dim=1)
         return mu_p, _scale(s_p)
 
+    def level1(self, x_stats, z2: torch.Tensor, quality: torch.Tensor):
+        """p(z1|z2) and q(z1|z2,x) from the level-1 statistics (mu_x, sigma_x) and a z2:
+        ((mu_p, sigma_p), (mu1, sigma1))."""
+        prior = self.prior1(z2, quality)
+        return prior, combine_posterior(*x_stats, *prior)
+
+    def posteriors(self, x: torch.Tensor, quality: torch.Tensor,
+                   z2: torch.Tensor | None = None, encode=None) -> Posteriors:
+        """Every distribution of the encoder's data flow, with level 1 conditioned on ``z2``
+        (default: the posterior mean of z2). ``encode``: a replacement for
+        :meth:`encode` with its signature (model/tiling.py's tiled one)."""
+        x_stats, post2 = (encode or PLN.encode)(self, x, quality)
+        prior, post1 = self.level1(x_stats, post2[0] if z2 is None else z2, quality)
+        return Posteriors(x_stats, post2, prior, post1)
+
     def decode(self, z1: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
         return self.g_s(z1, quality) + 0.5
 
     def forward(self, x: torch.Tensor, quality: torch.Tensor):
         """Training pass: reparametrized samples, returns x_hat and KLs (nats, per image)."""
-        (mu_x, s_x), (mu2, s2) = self.encode(x, quality)
+        x_stats, (mu2, s2) = self.encode(x, quality)
         z2 = mu2 + s2 * torch.randn_like(mu2)
-        mu_p, s_p = self.prior1(z2, quality)
-        mu1, s1 = combine_posterior(mu_x, s_x, mu_p, s_p)
+        (mu_p, s_p), (mu1, s1) = self.level1(x_stats, z2, quality)
         z1 = mu1 + s1 * torch.randn_like(mu1)
         x_hat = self.decode(z1, quality)
         kl2 = gaussian_kl_nats(mu2, s2, torch.zeros_like(mu2), torch.ones_like(s2))
         kl1 = gaussian_kl_nats(mu1, s1, mu_p, s_p)
         return x_hat, kl1.flatten(1).sum(1), kl2.flatten(1).sum(1)
+
+
+# Architectures by the name a manifest entry gives in its ``arch`` field (entries without
+# one are "pln-2level", the only architecture so far).
+ARCHITECTURES = {"pln-2level": (PLN, PLNConfig)}
+DEFAULT_ARCH = "pln-2level"
+
+
+def build(arch: str, config: dict) -> PLN:
+    """An untrained network of a registered architecture, from a manifest's or a
+    checkpoint's config."""
+    try:
+        cls, cfg_cls = ARCHITECTURES[arch]
+    except KeyError:
+        raise ValueError(f"unknown architecture {arch!r} (this nnc knows "
+                         f"{', '.join(ARCHITECTURES)}); a newer nnc may know it") from None
+    return cls(cfg_cls(**config))

@@ -30,19 +30,12 @@ from typing import Callable
 
 import torch
 
-from .pln import PLN, combine_posterior, gaussian_kl_nats, quality_to_lambda
+from .pln import PLN, gaussian_kl_nats, quality_to_lambda
 
 # refinement backpropagates through g_s at full resolution: above this many (padded)
 # pixels it is skipped; at the cap a whole compress --refine 5 peaked at 1.61 GB (without
 # refinement 0.84 GB)
 MAX_PIXELS = 1 << 20
-
-
-def _block_sum(t: torch.Tensor, bh: int, bw: int) -> torch.Tensor:
-    """(1, M, H, W) -> (1, M, H, W): each value replaced by the sum over its level-1 block."""
-    _, m, h, w = t.shape
-    s = t.reshape(m, h // bh, bh, w // bw, bw).sum((2, 4), keepdim=True)
-    return s.expand(m, h // bh, bh, w // bw, bw).reshape(1, m, h, w)
 
 
 def _descend(model: PLN, u: torch.Tensor, variance: torch.Tensor, steps: int, step: float,
@@ -90,28 +83,28 @@ def _distortion_nats(model: PLN, z1: torch.Tensor, quality: torch.Tensor,
     return pixels * math.log(2) * lam * 255.0 ** 2 * (x_hat - target).square().mean()
 
 
-def refine_level1(model: PLN, x: torch.Tensor, quality: torch.Tensor, height: int, width: int,
-                  mu_p: torch.Tensor, s_p: torch.Tensor, mu1: torch.Tensor, s1: torch.Tensor,
-                  steps: int, step: float, block: tuple[int, int] | None = None,
-                  coded_kl_bits: float = 4.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """``steps`` preconditioned steps (size ``step``) on the mean of q(z1) = N(mu1, s1^2)
-    against p(z1|z2) = N(mu_p, s_p^2); returns the refined (mu1, s1), s1 unchanged.
+def refine_level1(model: PLN, x: torch.Tensor, quality: torch.Tensor, *, height: int,
+                  width: int, prior: tuple, posterior: tuple, steps: int, step: float,
+                  coded: "Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None" = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``steps`` preconditioned steps (size ``step``) on the mean of the posterior
+    q(z1) = N(mu1, s1^2) against the prior p(z1|z2) = N(mu_p, s_p^2); returns the refined
+    (mu1, s1), s1 unchanged.
 
     x: the padded image (1, 3, H, W) in [0, 1]; only its top-left height x width counts.
-    ``block`` (rows, columns): coder-aware, blocks whose KL is under ``coded_kl_bits`` count
-    as the coder treats them, decoded at mu_p and free.
+    ``coded``: coder-aware, the level-1 coder's mask of the dimensions it will code, from
+    the standardized posterior (u, r) (coding/greedy.py ``coded_mask``); the others count as
+    the coder treats them, decoded at mu_p and free.
     Returns the inputs unchanged when ``steps`` is 0 or the image is over MAX_PIXELS."""
+    (mu_p, s_p), (mu1, s1) = prior, posterior
     if _skip(x, steps):
         return mu1, s1
     target = x[..., :height, :width]
     r = (s1 / s_p).detach()
+    mask = coded
 
     def loss(u: torch.Tensor) -> torch.Tensor:
-        if block is None:
-            coded = 1.0
-        else:     # as the coder will: blocks under coded_kl_bits decode to mu_p
-            kl_bits = gaussian_kl_nats(u.detach(), r, 0.0, 1.0) / math.log(2)
-            coded = (_block_sum(kl_bits, *block) >= coded_kl_bits).to(u.dtype)
+        coded = 1.0 if mask is None else mask(u.detach(), r).to(u.dtype)
         # the KL's terms in r are left out: constant while the mask holds
         return 0.5 * (coded * u * u).sum() \
             + _distortion_nats(model, mu_p + s_p * coded * u, quality, target)
@@ -120,20 +113,20 @@ def refine_level1(model: PLN, x: torch.Tensor, quality: torch.Tensor, height: in
     return mu_p + s_p * u, s1
 
 
-def refine_level2(model: PLN, x: torch.Tensor, quality: torch.Tensor, height: int, width: int,
-                  mu_x: torch.Tensor, s_x: torch.Tensor, mu2: torch.Tensor, s2: torch.Tensor,
-                  steps: int, step: float) -> tuple[torch.Tensor, torch.Tensor]:
+def refine_level2(model: PLN, x: torch.Tensor, quality: torch.Tensor, *, height: int,
+                  width: int, x_stats: tuple, posterior: tuple, steps: int, step: float
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """``steps`` preconditioned steps on the mean of q(z2|x) = N(mu2, s2^2) (prior N(0, 1))
     for the whole loss, KL2 + KL1 + distortion, z2 and z1 at their means and the level-1
     statistics (mu_x, s_x) held; returns the refined (mu2, s2), s2 unchanged. Run before z2
     is coded; :func:`refine_level1` then fits level 1 to the coded z2."""
+    (mu2, s2) = posterior
     if _skip(x, steps):
         return mu2, s2
     target = x[..., :height, :width]
 
     def loss(u: torch.Tensor) -> torch.Tensor:
-        mu_p, s_p = model.prior1(u, quality)
-        mu1, s1 = combine_posterior(mu_x, s_x, mu_p, s_p)
+        (mu_p, s_p), (mu1, s1) = model.level1(x_stats, u, quality)
         kl1 = gaussian_kl_nats(mu1, s1, mu_p, s_p).sum()
         return 0.5 * (u * u).sum() + kl1 + _distortion_nats(model, mu1, quality, target)
 

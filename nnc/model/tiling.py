@@ -29,6 +29,18 @@ ANALYSIS_TILE = 768        # image pixels per tile side (a multiple of 64)
 ANALYSIS_HALO = 48         # image pixels (a multiple of 16)
 
 
+def to_tensor(img, stride: int, device: str, as_float: bool = True) -> torch.Tensor:
+    """An image (image_io.RasterImage) padded (edge replication, in 8 bits) to multiples of
+    ``stride``, as a (1, 3, H, W) tensor: float in [0, 1], or (``as_float`` False) uint8,
+    which the tiled transforms convert a tile at a time (a quarter of the memory of one
+    float copy)."""
+    h, w, _ = img.rgb.shape
+    ph, pw = (-h) % stride, (-w) % stride
+    padded = np.pad(img.rgb, ((0, ph), (0, pw), (0, 0)), mode="edge")
+    x = torch.from_numpy(padded).to(device).permute(2, 0, 1).unsqueeze(0)
+    return x.float().div_(255.0) if as_float else x
+
+
 def _spans(n: int, tile: int, halo: int):
     """(start, stop) of each tile along an axis of length n, and of its haloed window."""
     for a in range(0, n, tile):

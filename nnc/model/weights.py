@@ -12,13 +12,14 @@ import json
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from ..codes import _how_to_restore, manifest, missing_model, weights_dir  # noqa: F401
 from ..errors import ModelError
-from .pln import PLN, PLNConfig
+from .pln import DEFAULT_ARCH, PLN, build
 
 
 def default_model_name() -> str:
@@ -33,9 +34,19 @@ def sha256_file(path: Path) -> bytes:
     return h.digest()
 
 
+class Loaded(NamedTuple):
+    """An installed model as a codec uses it: the network, the coder data that ships with
+    it (the level-1 shard-count table), and the sha256 that files record."""
+    net: PLN
+    shard_table: np.ndarray      # int64 counts (max shards + 1)^3, see coding/greedy.py
+    digest: bytes
+    name: str
+
+
 @lru_cache(maxsize=4)
-def load_model(name: str | None = None, device: str = "cpu") -> tuple[PLN, bytes]:
-    """The named (or default) model in eval mode on ``device``, and its weights' sha256."""
+def load_model(name: str | None = None, device: str = "cpu") -> Loaded:
+    """The named (or default) model in eval mode on ``device``, with its coder data and its
+    weights' sha256."""
     m = manifest()
     name = name or m["default"]
     entry = m["models"].get(name)
@@ -50,13 +61,12 @@ def load_model(name: str | None = None, device: str = "cpu") -> tuple[PLN, bytes
         raise ModelError(f"weights file {path} does not match its sha256 in the manifest")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        model = PLN(PLNConfig(**entry["config"]))
+        model = build(entry.get("arch", DEFAULT_ARCH), entry["config"])
         model.load_state_dict({k: v.float() for k, v in state["state_dict"].items()})
     except Exception as e:
         raise ModelError(f"cannot load weights {path}: {e}") from None
-    model.shard_table = state["shard_table"].numpy().astype(np.float64)
     model.eval().to(device)
-    return model, digest
+    return Loaded(model, state["shard_table"].numpy().astype(np.int64), digest, name)
 
 
 def export(checkpoint: Path, out_file: Path, shard_table: np.ndarray) -> tuple[dict, str]:
@@ -93,12 +103,12 @@ def install(checkpoint: Path, name: str, table_images: list, info: dict | None =
 
     ``table_images`` (RasterImages) are encoded at several rates to estimate the level-1
     shard-count table that ships with the weights."""
-    from ..codec import shard_table_from_images
+    from ..coding.greedy import shard_table_from_images
     check_new_model_name(name, directory)
     directory = directory or weights_dir()
     out_file = directory / f"{name}.pt"
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    model = PLN(PLNConfig(**state["config"]))
+    model = build(state.get("arch", DEFAULT_ARCH), state["config"])
     model.load_state_dict(state["model"])
     model.eval()
     table = shard_table_from_images(model, table_images)
@@ -111,7 +121,8 @@ def install(checkpoint: Path, name: str, table_images: list, info: dict | None =
     table_file.write_bytes(buf.getvalue())
     path = directory / "manifest.json"
     m = json.loads(path.read_text()) if path.exists() else {"models": {}}
-    entry = {"file": out_file.name, "sha256": digest, "config": config,
+    entry = {"file": out_file.name, "sha256": digest,
+             "arch": state.get("arch", DEFAULT_ARCH), "config": config,
              "architecture": "two-level PLN (thesis §3.2.2): GDN analysis/IGDN synthesis, "
                              "4 stride-2 convs each, level-2 transforms 2 stride-2 convs, "
                              "per-channel rate gains interpolated over quality in [0, 1]",
