@@ -6,7 +6,7 @@ import pytest
 
 from nnc import container
 from nnc.errors import FormatError
-from nnc.mutate import join_sections, split_sections
+from mutate import join_sections, split_sections
 
 
 def header(**kw):

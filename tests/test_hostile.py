@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from nnc import codec, container
 from nnc.errors import FormatError, ModelError, NNCError
 from nnc.image_io import read_image
-from nnc.mutate import join_sections, mutate, split_sections
+from mutate import join_sections, mutate, split_sections
 from tests.conftest import png_bytes, smooth_image
 
 
@@ -107,27 +107,30 @@ def crafted(small_file: bytes, width: int, height: int, level2_ok: bool,
     import math
     import numpy as np
     from dataclasses import replace
-    from nnc.coding.importance import Level2Code
+    from nnc.coding import greedy, importance
     from nnc.model.weights import load_model
     c = container.read(small_file)
     hd = replace(c.header, width=width, height=height)
-    model, _ = load_model(hd.model_name, "cpu")
+    loaded = load_model(hd.model_name, "cpu")
+    model = loaded.net
     H, W = -(-height // 64) * 64, -(-width // 64) * 64
     n2 = model.cfg.g * (H // 64) * (W // 64)
     n_groups = math.ceil(n2 / hd.l2_max_group)
     sizes = np.full(n_groups, hd.l2_max_group, np.int64)
     sizes[-1] = n2 - hd.l2_max_group * (n_groups - 1)
-    code = Level2Code(np.zeros(0, np.int64), np.zeros(0, np.int64), sizes,
-                      np.zeros(n_groups, np.int64))
-    p = codec.CoderParams()
-    z2sa, z2ix = codec._write_level2(code, n2, p)
+    code = importance.Level2Code(np.zeros(0, np.int64), np.zeros(0, np.int64), sizes,
+                                 np.zeros(n_groups, np.int64))
+    z2 = importance.write_sections(code, n2, importance.Level2Format.from_header(hd))
+    z2sa, z2ix = z2["Z2SA"], z2["Z2IX"]
     if not level2_ok:
         z2ix = b""
     rows, cols = H // 16 // hd.l1_block_h, W // 16 // hd.l1_block_w
     shards = np.zeros((model.cfg.m, rows, cols), np.int64)
     shards[:live_channels] = 15
-    z1sa, _ = codec._write_level1(shards, np.zeros((0, 0), np.int64), p, model.shard_table,
-                                  np.zeros(0, np.int64), np.zeros(0, np.int64))
+    z1sa = greedy.write_sections(
+        greedy.Level1Code(shards, np.zeros((0, 0), np.int64), np.zeros(0, np.int64),
+                          np.zeros(0, np.int64)),
+        greedy.Level1Format.from_header(hd), loaded.shard_table)["Z1SA"]
     return container.write(container.Container(hd, {"Z2SA": z2sa, "Z2IX": z2ix,
                                                     "Z1SA": z1sa, "Z1IX": b""}))
 
@@ -166,5 +169,4 @@ def test_shipped_shard_tables_match_the_weights():
     from nnc.model.weights import load_model, manifest
     for name in manifest()["models"]:
         _, table = model_entry(name)
-        model, _ = load_model(name, "cpu")
-        assert np.array_equal(table, model.shard_table)
+        assert np.array_equal(table, load_model(name, "cpu").shard_table)

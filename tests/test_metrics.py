@@ -49,8 +49,7 @@ def test_ms_ssim_orders_distortions_and_rejects_bad_shapes():
         ms_ssim(a[:150, :150], a[:150, :150])
 
 
-@pytest.mark.skipif(not (SHARED / "anchors/measured_kodak/jpeg444.json").exists(),
-                    reason="shared/ anchors not present")
+@pytest.mark.kodak
 def test_ms_ssim_matches_the_measured_anchor():
     """JPEG 4:4:4 quality 10 on Kodak: the anchors' mean MS-SSIM (measured with the
     standard definition) is reproduced — when this Pillow's encoder makes the same files."""

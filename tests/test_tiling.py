@@ -3,7 +3,6 @@ to float noise (issue 15: PSNR difference within 0.05 dB)."""
 import numpy as np
 import torch
 
-from nnc import codec
 from nnc.image_io import RasterImage
 from nnc.metrics import psnr
 from nnc.model import tiling
@@ -11,9 +10,9 @@ from nnc.model.weights import load_model
 
 
 def test_tiles_match_the_whole_image(kodim23_crop):
-    model, _ = load_model(None, "cpu")
+    model = load_model(None, "cpu").net
     h, w, _ = kodim23_crop.shape
-    x = codec._to_tensor(RasterImage(kodim23_crop, False, None), model.stride, "cpu")
+    x = tiling.to_tensor(RasterImage(kodim23_crop, False, None), model.stride, "cpu")
     q = torch.tensor([0.5])
     with torch.no_grad():
         (mu_x, s_x), (mu2, s2) = model.encode(x, q)

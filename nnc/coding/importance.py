@@ -257,7 +257,9 @@ def read_sections(sections: dict[str, bytes], n_dims: int, fmt: Level2Format) ->
         sizes = r.laplace_chain(n_groups, m0, s0, s1, fmt.max_group - 1) + 1
     else:
         sizes = r.laplace(np.full(n_groups, float(m0)), s0, s1, fmt.max_group - 1) + 1
-    if len(np.unique(pos)) != n_out or sizes.sum() != n_dims - n_out:
+    if np.any(np.diff(pos) <= 0):   # spec §5.2: strictly increasing (values pair by order)
+        raise FormatError("corrupt .nnc file: level-2 outlier positions are not increasing")
+    if sizes.sum() != n_dims - n_out:
         raise FormatError("corrupt .nnc file: level-2 grouping does not match the latent size")
     idx = sideinfo.Reader(ix).uniform(n_groups, 1 << fmt.index_bits)
-    return Level2Code(np.sort(pos), vals, sizes, idx)
+    return Level2Code(pos, vals, sizes, idx)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 import struct
 
-from . import container
+from nnc import container
 
 
 def split_sections(data: bytes) -> list[tuple[bytes, bytes]]:
