@@ -104,11 +104,15 @@ def compress(image, quality: float | None = None, bpp: float | None = None, seed
 
 def decompress(data, device: str | None = None):
     """Decompress an .nnc file (its bytes, a path, or a binary file object) to a PIL image
-    (RGB, L, RGBA or LA; ``info["icc_profile"]`` holds the colour profile, if any)."""
-    from . import codec
+    (RGB, L, RGBA or LA; ``info["icc_profile"]`` holds the colour profile, if any). On the
+    CPU the networks run on ONNX Runtime, without importing torch (nnc/decoder.py);
+    ``device="cuda"`` decodes with torch."""
+    from .codes import read_codes
     from .container import MAX_FILE_BYTES
-    from .image_io import _to_pil
-    img = codec.decompress(_read_source(data, "the .nnc file", MAX_FILE_BYTES), device=device)
+    from .decoder import decompress as decode
+    from .image_io import DEFAULT_MAX_PIXELS, _to_pil
+    codes = read_codes(_read_source(data, "the .nnc file", MAX_FILE_BYTES), DEFAULT_MAX_PIXELS)
+    img = decode(codes, device=device)
     pil = _to_pil(img)
     if img.icc:
         pil.info["icc_profile"] = img.icc

@@ -270,10 +270,10 @@ def _named(e: Exception, src: str) -> str:
     return f"{name}: {msg}"
 
 
-def default_jobs(device: str) -> int:
+def default_jobs(device: str, check_gpu: bool = True) -> int:
     """Worker processes for a batch: one per usable core on the CPU (each with one torch
     thread), one on a GPU (its device is shared, not its cores)."""
-    if device != "cpu":
+    if device.startswith("cuda") or (device == "auto" and check_gpu):
         from .codec import pick_device
         if pick_device(device) != "cpu":
             return 1
@@ -298,7 +298,9 @@ def _batch(pairs: list[tuple[str, str]], one, opts: dict, desc: str,
                 raise
             _fail(_named(e, src), e.exit_code)
         return
-    jobs = min(jobs or default_jobs(opts.get("device", "auto")), len(pairs))
+    # decoding on the CPU (ONNX Runtime) needs no look for a GPU (and no torch)
+    check_gpu = opts.get("engine", "torch") == "torch"
+    jobs = min(jobs or default_jobs(opts.get("device", "auto"), check_gpu), len(pairs))
     failed: list[int] = []
 
     def report(src: str, outcome) -> None:
@@ -345,11 +347,9 @@ def _attempt(one, src: str, dst: str, opts: dict):
 def _worker_init(threads: int, debug: bool) -> None:
     global DEBUG
     DEBUG = debug
-    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)   # torch and ONNX Runtime read it
     signal.signal(signal.SIGTERM, _on_sigterm)   # a terminated batch leaves no .part
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    import torch
-    torch.set_num_threads(threads)
 
 
 def _parallel(pairs, one, opts, jobs: int, report, bar) -> None:
@@ -358,7 +358,7 @@ def _parallel(pairs, one, opts, jobs: int, report, bar) -> None:
     the workers are terminated (each removes its temporary file) before this returns."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    threads = max(1, default_jobs("cpu") // jobs)
+    threads = max(1, default_jobs("cpu", False) // jobs)
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_worker_init, initargs=(threads, DEBUG))
     try:
@@ -496,7 +496,7 @@ def _check_setup(device: str, model_name: str | None = None) -> None:
             m = manifest()
             if model_name not in m["models"]:
                 raise ModelError(missing_model(model_name, m))
-        if device != "auto":
+        if device not in ("auto", "cpu"):     # cpu is always there (and needs no torch)
             from .codec import pick_device
             pick_device(device)
     _run(check)
@@ -536,18 +536,24 @@ def _compress_one(src: str, dst: str, o: dict) -> None:
 @_outdir
 @click.option("--max-pixels", type=click.IntRange(min=1), default=100_000_000,
               show_default=True, help="Refuse files that declare more pixels than this.")
+@click.option("--engine", type=click.Choice(["auto", "onnx", "torch"]), default="auto",
+              show_default=True, help="Run the networks on ONNX Runtime (no torch: fast "
+              "start) or torch; auto: ONNX Runtime on the CPU, torch with --device cuda.")
 @_device
 @_force
 @_jobs
-def decompress(paths, out_dir, max_pixels, device, force, jobs):
+def decompress(paths, out_dir, max_pixels, engine, device, force, jobs):
     """Decompress .nnc files to PNG.
 
     \b
     nnc decompress in.nnc out.png
     nnc decompress *.nnc -o outdir/
     """
+    if engine == "onnx" and device not in ("auto", "cpu"):
+        raise click.UsageError("--engine onnx runs on the CPU: drop --device or use --engine "
+                               "torch")
     _check_setup(device)
-    opts = dict(max_pixels=max_pixels, device=device, force=force)
+    opts = dict(max_pixels=max_pixels, device=device, force=force, engine=engine)
     _run(lambda: _batch(plan_outputs(paths, out_dir, ".png"), _decompress_one, opts,
                         "decompress", jobs))
 
@@ -559,8 +565,8 @@ def _decompress_one(src: str, dst: str, o: dict) -> None:
     # every check on the file's integers first, without torch: a bad file is refused in
     # milliseconds and with little memory
     codes = read_codes(read_input(src, MAX_NNC_BYTES), o["max_pixels"])
-    from . import codec
-    img = codec.decompress_codes(codes, device=o["device"])
+    from .decoder import decompress as decode
+    img = decode(codes, device=o["device"], engine=o["engine"])
     try:
         out = encode_for(img, dst)
     except ValueError as e:

@@ -48,9 +48,10 @@ class NNCImageFile(ImageFile.ImageFile):
 
     def load(self):
         if self._im is None and getattr(self, "_nnc_data", None) is not None:
-            from . import codec
-            from .image_io import _to_pil
-            img = codec.decompress(self._nnc_data)
+            from .codes import read_codes
+            from .decoder import decompress
+            from .image_io import DEFAULT_MAX_PIXELS, _to_pil
+            img = decompress(read_codes(self._nnc_data, DEFAULT_MAX_PIXELS))
             pil = _to_pil(img)
             if img.icc:
                 self.info["icc_profile"] = img.icc

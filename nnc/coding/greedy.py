@@ -32,8 +32,9 @@ import numpy as np
 from ..errors import FormatError
 from ..lazy import torch
 from . import outliers, sideinfo
-from .prng import (STREAM_L1_OUTLIER_NOISE, STREAM_LEVEL1, block_keys, candidate_words, mix32,
-                   words_to_gaussian)
+from .prng import (STREAM_L1_OUTLIER_NOISE, STREAM_LEVEL1, block_keys, block_keys_np,
+                   candidate_words, candidate_words_np, mix32, words_to_gaussian,
+                   words_to_gaussian_np)
 
 SECTIONS = {"Z1SA": 2, "Z1SI": 2, "Z1IX": 3}   # tag: rank in the file (spec §1)
 
@@ -372,6 +373,31 @@ def decode(code: Level1Code, fmt: Level1Format, shape: tuple, seed: int,
     flat[torch.as_tensor(code.outlier_positions, device=device)] = outliers.dequantize(
         torch.as_tensor(code.outlier_values, device=device))
     return from_blocks(z, *shape, fmt.block_h, fmt.block_w)
+
+
+def decode_numpy(code: Level1Code, fmt: Level1Format, shape: tuple, seed: int) -> np.ndarray:
+    """:func:`decode` in numpy (float32, (1, M, H1, W1)), for the torch-free decoder: the
+    same integers, the same shared numbers up to erfinv's last bits."""
+    shards = code.shards.reshape(-1)
+    dims = fmt.block_dims
+    sample = np.zeros((shards.size, dims), dtype=np.float32)
+    for k in range(code.indices.shape[1] if code.indices.ndim == 2 else 0):
+        b = np.nonzero(shards > k)[0]
+        if b.size == 0:
+            continue
+        K = shards[b].astype(np.float64)
+        d = float(fmt.shard_decay)
+        w = 1.0 / K if d >= 1.0 else d ** k * (1 - d) / (1 - d ** K)
+        scale = np.sqrt(w).astype(np.float32)
+        keys = block_keys_np(seed, STREAM_LEVEL1 + k, b)
+        g = words_to_gaussian_np(candidate_words_np(keys, code.indices[b, k][:, None], dims))
+        sample[b] += g[:, 0] * scale[:, None]
+    flat = sample.reshape(-1)
+    flat[code.outlier_positions] = outliers.dequantize_np(code.outlier_values)
+    m, h, w_ = shape
+    bh, bw = fmt.block_h, fmt.block_w
+    return (sample.reshape(m, h // bh, w_ // bw, bh, bw).transpose(0, 1, 3, 2, 4)
+            .reshape(1, m, h, w_))
 
 
 # --- shard tables: coder data that ships with a model -----------------------------------------

@@ -31,8 +31,9 @@ import numpy as np
 from ..errors import FormatError
 from ..lazy import torch
 from . import outliers, sideinfo
-from .prng import (STREAM_L2_GUMBEL, STREAM_L2_OUTLIER_NOISE, STREAM_LEVEL2, block_keys, mix32,
-                   words_to_gaussian, words_to_uniform)
+from .prng import (STREAM_L2_GUMBEL, STREAM_L2_OUTLIER_NOISE, STREAM_LEVEL2, block_keys,
+                   block_keys_np, mix32, mix32_np, words_to_gaussian, words_to_gaussian_np,
+                   words_to_uniform)
 
 SECTIONS = {"Z2SA": 0, "Z2SI": 0, "Z2IX": 1}   # tag: rank in the file (spec §1); equal
                                                # ranks are alternatives
@@ -213,6 +214,25 @@ def check_sections(sections: dict) -> None:
     for tag in ("Z2SA" if "Z2SA" in sections else "Z2SI", "Z2IX"):
         if tag not in sections:
             raise FormatError(f"corrupt .nnc file: section {tag} is missing")
+
+
+def decode_numpy(code: Level2Code, shape: tuple, seed: int) -> np.ndarray:
+    """:func:`decode` in numpy (float32, (1, *shape)), for the torch-free decoder."""
+    n_dims = math.prod(shape)
+    sample = np.empty(n_dims, dtype=np.float32)
+    sample[code.outlier_positions] = outliers.dequantize_np(code.outlier_values)
+    keep = np.ones(n_dims, dtype=bool)
+    keep[code.outlier_positions] = False
+    sizes = np.asarray(code.group_sizes, dtype=np.int64)
+    group_of_dim = np.repeat(np.arange(len(sizes)), sizes)
+    starts = np.cumsum(sizes) - sizes
+    pos_in_group = np.arange(group_of_dim.size) - starts[group_of_dim]
+    keys = block_keys_np(seed, STREAM_LEVEL2, group_of_dim)
+    h = mix32_np(keys ^ (np.asarray(code.indices, dtype=np.int64)[group_of_dim]
+                         & 0xFFFFFFFF).astype(np.uint32))
+    h = mix32_np(h ^ pos_in_group.astype(np.uint32))
+    sample[keep] = words_to_gaussian_np(h)
+    return sample.reshape(1, *shape)
 
 
 def write_sections(code: Level2Code, n_dims: int, fmt: Level2Format) -> dict[str, bytes]:

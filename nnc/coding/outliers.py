@@ -16,3 +16,9 @@ def quantize(v: "torch.Tensor") -> "torch.Tensor":
 
 def dequantize(q: "torch.Tensor") -> "torch.Tensor":
     return q.to(torch.float32) * STEP - OUTLIER_RANGE
+
+
+def dequantize_np(q):
+    """:func:`dequantize` in numpy (float32)."""
+    import numpy as np
+    return np.asarray(q).astype(np.float32) * np.float32(STEP) - np.float32(OUTLIER_RANGE)

@@ -86,3 +86,61 @@ def gaussians(seed: int, stream, block, candidates, dims: int, device="cpu") -> 
     keys = block_keys(seed, stream, block, device)
     cand = torch.as_tensor(candidates, device=device)
     return words_to_gaussian(candidate_words(keys, cand, dims))
+
+
+# --- the same numbers in numpy (the torch-free decoder, nnc/onnx_decoder.py) ---------------
+# Integers are exact (uint32 arithmetic wraps); the Gaussians use erfinv_np, within a few
+# float32 ulps of torch's erfinv, which only perturbs the regenerated latents.
+
+def mix32_np(x):
+    """lowbias32 on uint32 arrays (wrapping arithmetic)."""
+    import numpy as np
+    x = np.array(x, dtype=np.uint32, ndmin=1)
+    x ^= x >> np.uint32(16)
+    x *= np.uint32(_M1)
+    x ^= x >> np.uint32(15)
+    x *= np.uint32(_M2)
+    x ^= x >> np.uint32(16)
+    return x
+
+
+def block_keys_np(seed: int, stream: int, block):
+    import numpy as np
+    h = mix32_np(np.uint32(int(seed) & MASK32))
+    h = mix32_np(h ^ np.uint32(int(stream) & MASK32))
+    return mix32_np(h ^ (np.asarray(block, dtype=np.int64) & MASK32).astype(np.uint32))
+
+
+def candidate_words_np(keys, candidates, dims: int):
+    """As :func:`candidate_words`: shape keys.shape + candidates' broadcast + (dims,)."""
+    import numpy as np
+    h = mix32_np(keys[..., None] ^ (np.asarray(candidates, dtype=np.int64) & MASK32)
+                 .astype(np.uint32))
+    return mix32_np(h[..., None] ^ np.arange(dims, dtype=np.uint32))
+
+
+def erfinv_np(x):
+    """erfinv of float32 values in (-1, 1), in float64 (Giles 2010, single-precision
+    coefficients; a few float32 ulps from torch's)."""
+    import numpy as np
+    x = np.asarray(x, dtype=np.float64)
+    w = -np.log((1.0 - x) * (1.0 + x))
+    small = w < 5.0
+    ws = w - 2.5
+    p = np.full_like(x, 2.81022636e-08)
+    for c in (3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087,
+              -0.00125372503, -0.00417768164, 0.246640727, 1.50140941):
+        p = c + p * ws
+    wl = np.sqrt(w) - 3.0
+    q = np.full_like(x, -0.000200214257)
+    for c in (0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773,
+              -0.0076224613, 0.00943887047, 1.00167406, 2.83297682):
+        q = c + q * wl
+    return np.where(small, p, q) * x
+
+
+def words_to_gaussian_np(h):
+    import numpy as np
+    u = ((h >> np.uint32(8)) & np.uint32(0xFFFFFF)).astype(np.float32) * np.float32(2.0 ** -23) \
+        + np.float32(2.0 ** -24 - 1.0)
+    return (erfinv_np(u) * 1.4142135623730951).astype(np.float32)

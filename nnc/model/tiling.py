@@ -22,11 +22,8 @@ import torch
 
 from .pln import PLN, _scale
 
-STRIDE1 = 16               # image pixels per level-1 latent pixel
-SYNTHESIS_TILE = 48        # latent pixels (768 image pixels) per tile side
-SYNTHESIS_HALO = 4         # latent pixels
-ANALYSIS_TILE = 768        # image pixels per tile side (a multiple of 64)
-ANALYSIS_HALO = 48         # image pixels (a multiple of 16)
+from .tiles import (ANALYSIS_HALO, ANALYSIS_TILE, STRIDE1, SYNTHESIS_HALO,  # noqa: F401
+                    SYNTHESIS_TILE, spans as _spans, synthesis_tiles)
 
 
 def to_tensor(img, stride: int, device: str, as_float: bool = True) -> torch.Tensor:
@@ -39,13 +36,6 @@ def to_tensor(img, stride: int, device: str, as_float: bool = True) -> torch.Ten
     padded = np.pad(img.rgb, ((0, ph), (0, pw), (0, 0)), mode="edge")
     x = torch.from_numpy(padded).to(device).permute(2, 0, 1).unsqueeze(0)
     return x.float().div_(255.0) if as_float else x
-
-
-def _spans(n: int, tile: int, halo: int):
-    """(start, stop) of each tile along an axis of length n, and of its haloed window."""
-    for a in range(0, n, tile):
-        b = min(a + tile, n)
-        yield a, b, max(a - halo, 0), min(b + halo, n)
 
 
 def _float(x: torch.Tensor) -> torch.Tensor:
@@ -81,16 +71,11 @@ def decode_uint8(model: PLN, z1: torch.Tensor, quality: torch.Tensor, height: in
     """g_s(z1) cropped to height x width, as 8-bit RGB (H, W, 3), over tiles of ``tile``
     latent pixels."""
     _, _, h1, w1 = z1.shape
-    s = STRIDE1
     out = np.empty((height, width, 3), dtype=np.uint8)
-    for y0, y1, wy0, wy1 in _spans(h1, tile, halo):
-        for x0, x1, wx0, wx1 in _spans(w1, tile, halo):
-            ph, pw = min(y1 * s, height) - y0 * s, min(x1 * s, width) - x0 * s
-            if ph <= 0 or pw <= 0:
-                continue
-            x_hat = model.decode(z1[..., wy0:wy1, wx0:wx1], quality)[0]
-            oy, ox = (y0 - wy0) * s, (x0 - wx0) * s
-            part = x_hat[:, oy:oy + ph, ox:ox + pw]
-            out[y0 * s:y0 * s + ph, x0 * s:x0 * s + pw] = \
-                (part.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    for (wy0, wy1, wx0, wx1), (oy, ox), (y, x, ph, pw) in synthesis_tiles(
+            h1, w1, height, width, tile, halo):
+        x_hat = model.decode(z1[..., wy0:wy1, wx0:wx1], quality)[0]
+        part = x_hat[:, oy:oy + ph, ox:ox + pw]
+        out[y:y + ph, x:x + pw] = \
+            (part.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     return out

@@ -128,6 +128,12 @@ def install(checkpoint: Path, name: str, table_images: list, info: dict | None =
         if progress is not None:
             progress(used, len(table_images))
     config, digest = export(checkpoint, out_file, table)
+    # the decoder's networks as ONNX graphs (the torch-free decoder), from the weights as
+    # the file stores them (float16)
+    from .onnx_export import export as export_onnx
+    model.load_state_dict({k: (v.half().float() if v.is_floating_point() else v)
+                           for k, v in state["model"].items()})
+    onnx_files = export_onnx(model.eval(), directory, name)
     # the table also as a numpy file: the decoder's integers are read without torch
     # (nnc/codes.py), and the file's sha256 is in the manifest
     buf = io.BytesIO()
@@ -145,7 +151,8 @@ def install(checkpoint: Path, name: str, table_images: list, info: dict | None =
              "train_device": state.get("device", "cpu"),
              "bytes": out_file.stat().st_size, "shard_table_file": table_file.name,
              "shard_table_sha256": hashlib.sha256(buf.getvalue()).hexdigest(),
-             "shard_table_from": f"{used} training images x 5 rates", **(info or {})}
+             "shard_table_from": f"{used} training images x 5 rates", "onnx": onnx_files,
+             **(info or {})}
     m["models"][name] = entry
     if make_default or "default" not in m:
         m["default"] = name

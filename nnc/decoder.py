@@ -1,0 +1,131 @@
+"""Decoding without torch: the file's integers (codes.read_codes), the coders' numpy
+decoders, and the model's two decoding networks on ONNX Runtime (CPU).
+
+    bytes ─codes.read_codes─▶ integers ─coder2.decode_numpy─▶ z2 ─prior1.onnx─▶ p(z1|z2)
+          ─coder1.decode_numpy─▶ z1 ─synthesis.onnx (tiles)─▶ 8-bit pixels
+
+The integers are the file's, whatever the engine; the floats differ from torch's by
+rounding only (erfinv's last bits, the engines' summation orders), which perturbs pixels by
+a few hundredths of a dB at most (tests/test_decoder.py). ``nnc decompress`` uses this path
+on the CPU; ``--engine torch`` (or ``--device cuda``) uses nnc/codec.py.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from functools import lru_cache
+
+import numpy as np
+
+from .codes import FileCodes, manifest, weights_dir
+from .errors import ModelError
+from .image_io import RasterImage
+from .model.tiles import synthesis_tiles
+
+
+def available(model_name: str) -> bool:
+    """Whether this model can be decoded here without torch (onnxruntime installed, and
+    the model's graphs shipped)."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return "onnx" in manifest()["models"].get(model_name, {})
+
+
+def _threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+@lru_cache(maxsize=4)
+def sessions(model_name: str):
+    """The model's prior and synthesis graphs as ONNX Runtime sessions (sha256-checked)."""
+    import onnxruntime as ort
+    entry = manifest()["models"].get(model_name)
+    if entry is None or "onnx" not in entry:
+        raise ModelError(f"model {model_name!r} has no ONNX graphs; decode with "
+                         "--engine torch")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(os.environ.get("OMP_NUM_THREADS", 0)) or _threads()
+    opts.log_severity_level = 3
+    out = []
+    for part in ("prior1", "synthesis"):
+        f = entry["onnx"][part]
+        path = weights_dir() / f["file"]
+        try:
+            data = path.read_bytes()
+        except OSError:
+            raise ModelError(f"the {part} graph of model {model_name!r} ({path}) is missing; "
+                             "reinstall nnc, or decode with --engine torch") from None
+        if hashlib.sha256(data).hexdigest() != f["sha256"]:
+            raise ModelError(f"the {part} graph of model {model_name!r} ({path}) is corrupt "
+                             "(sha256 mismatch); reinstall nnc")
+        out.append(ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"]))
+    return tuple(out)
+
+
+def to_8bit(x: np.ndarray) -> np.ndarray:
+    """(3, h, w) floats in [0, 1] to (h, w, 3) uint8 (round half to even, spec §10)."""
+    return np.round(np.clip(x, 0, 1) * np.float32(255)).astype(np.uint8).transpose(1, 2, 0)
+
+
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    """8-bit RGB to gray (spec §10), replicated over three channels."""
+    gray = np.round(rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32))
+    return np.repeat(np.clip(gray, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def decompress_codes(codes: FileCodes, timings: dict | None = None) -> RasterImage:
+    """The network's part of decoding, on ONNX Runtime."""
+    import time
+    t = time.perf_counter()
+
+    def mark(name):
+        nonlocal t
+        if timings is not None:
+            now = time.perf_counter()
+            timings[name] = timings.get(name, 0.0) + now - t
+            t = now
+
+    hd = codes.header
+    if manifest()["models"][hd.model_name]["sha256"] != hd.weights_sha256.hex():
+        raise ModelError(f"this file was made with other weights for model "
+                         f"{hd.model_name!r} than the ones installed")
+    prior1, synthesis = sessions(hd.model_name)
+    mark("sessions")
+    q = np.array([hd.quality], dtype=np.float32)
+    z2 = codes.coder2.decode_numpy(codes.level2, codes.shape2, hd.seed)
+    mark("level2")
+    mu_p, s_p = prior1.run(None, {"z2": z2, "quality": q})
+    mark("network")
+    u = codes.coder1.decode_numpy(codes.level1, codes.coder1.Level1Format.from_header(hd),
+                                  codes.shape1, hd.seed)
+    z1 = mu_p + s_p * u
+    del mu_p, s_p, u
+    mark("level1")
+    out = np.empty((hd.height, hd.width, 3), dtype=np.uint8)
+    _, _, h1, w1 = z1.shape
+    for (wy0, wy1, wx0, wx1), (oy, ox), (y, x, ph, pw) in synthesis_tiles(
+            h1, w1, hd.height, hd.width):
+        window = np.ascontiguousarray(z1[..., wy0:wy1, wx0:wx1])
+        (x_hat,) = synthesis.run(None, {"z1": window, "quality": q})
+        out[y:y + ph, x:x + pw] = to_8bit(x_hat[0, :, oy:oy + ph, ox:ox + pw])
+    mark("network")
+    if hd.channels == 1:
+        out = to_gray(out)
+    return RasterImage(rgb=out, gray=hd.channels == 1, alpha=codes.alpha, icc=codes.icc)
+
+
+def decompress(codes: FileCodes, device: str | None = None, engine: str = "auto",
+               timings: dict | None = None) -> RasterImage:
+    """Decode with ONNX Runtime (``engine`` "onnx", or "auto" on the CPU when the model has
+    graphs) or torch (``engine`` "torch", or a CUDA ``device``)."""
+    use_onnx = engine == "onnx" or (engine == "auto" and (device or "auto") in ("auto", "cpu")
+                                    and available(codes.header.model_name))
+    if use_onnx:
+        return decompress_codes(codes, timings)
+    from . import codec
+    return codec.decompress_codes(codes, device=device, timings=timings)

@@ -1,0 +1,110 @@
+"""The decoder's two networks as ONNX graphs, for the torch-free decoder (nnc/decoder.py).
+
+Part of installing a model (weights.install) and shipped beside its weights, sha256 in the
+manifest (``onnx``): ``<name>.prior1.onnx`` (h_s: z2, quality -> mu_p, sigma_p) and
+``<name>.synthesis.onnx`` (g_s + 0.5: z1, quality -> x). Float initializers that are exactly
+float16 (the weights file's values) are stored as float16 with a Cast, so the graphs cost
+what the weights do. Re-export the installed models' graphs (and record them) with
+
+    python -m nnc.model.onnx_export pln-gpu-1 pln-cpu-1 pln-cpu-3
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+OPSET = 17
+PARTS = ("prior1", "synthesis")
+
+
+class _Prior1(torch.nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, z2, quality):
+        return self.net.prior1(z2, quality)
+
+
+class _Synthesis(torch.nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, z1, quality):
+        return self.net.decode(z1, quality)
+
+
+def _graph_bytes(module, example, inputs, outputs, axes) -> bytes:
+    buf = io.BytesIO()
+    torch.onnx.export(module, example, buf, input_names=inputs, output_names=outputs,
+                      dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+    return _half_initializers(buf.getvalue())
+
+
+def _half_initializers(model_bytes: bytes) -> bytes:
+    """Float32 initializers that float16 holds exactly become float16 + Cast."""
+    import onnx
+    from onnx import helper, numpy_helper
+    model = onnx.load_from_string(model_bytes)
+    g = model.graph
+    casts, keep = [], []
+    for init in g.initializer:
+        arr = numpy_helper.to_array(init)
+        if arr.dtype == np.float32 and arr.size >= 16 and np.array_equal(
+                arr.astype(np.float16).astype(np.float32), arr):
+            half = numpy_helper.from_array(arr.astype(np.float16), init.name + "_f16")
+            keep.append(half)
+            casts.append(helper.make_node("Cast", [half.name], [init.name],
+                                          to=onnx.TensorProto.FLOAT))
+        else:
+            keep.append(init)
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    nodes = casts + list(g.node)
+    del g.node[:]
+    g.node.extend(nodes)
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def export(net, directory: Path, name: str) -> dict:
+    """Write the two graphs of ``net`` (float32, eval mode) into ``directory``; returns the
+    manifest's ``onnx`` field: {part: {"file", "sha256"}}."""
+    cfg = net.cfg
+    q = torch.tensor([0.5])
+    specs = {
+        "prior1": (_Prior1(net), (torch.zeros(1, cfg.g, 2, 3), q), ["z2", "quality"],
+                   ["mu_p", "sigma_p"], {"z2": {2: "h2", 3: "w2"}, "mu_p": {2: "h1", 3: "w1"},
+                                         "sigma_p": {2: "h1", 3: "w1"}}),
+        "synthesis": (_Synthesis(net), (torch.zeros(1, cfg.m, 8, 12), q), ["z1", "quality"],
+                      ["x"], {"z1": {2: "h1", 3: "w1"}, "x": {2: "h", 3: "w"}}),
+    }
+    out = {}
+    with torch.no_grad():
+        for part, (module, example, inputs, outputs, axes) in specs.items():
+            data = _graph_bytes(module.eval(), example, inputs, outputs, axes)
+            path = Path(directory) / f"{name}.{part}.onnx"
+            path.write_bytes(data)
+            out[part] = {"file": path.name, "sha256": hashlib.sha256(data).hexdigest()}
+    return out
+
+
+def main(names: list[str]) -> None:
+    import json
+    from .weights import load_model, manifest, weights_dir
+    m = manifest()
+    for name in names:
+        entry = m["models"][name]
+        entry["onnx"] = export(load_model(name, "cpu").net, weights_dir(), name)
+        print(name, entry["onnx"])
+    (weights_dir() / "manifest.json").write_text(json.dumps(m, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
