@@ -412,6 +412,11 @@ def _run(fn):
         raise
     except SystemExit:
         raise
+    except ModuleNotFoundError as e:
+        if DEBUG or e.name != "torch":
+            raise
+        _fail("this needs PyTorch, which is not installed here (decoding does not: a "
+              "decoder-only install); install it with 'pip install torch'", 6)
     except BaseException as e:   # a bug: say so in one line unless --debug (BaseException
         # too: native extensions report panics that way)
         if DEBUG:
