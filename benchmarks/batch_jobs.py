@@ -2,7 +2,8 @@
 then decompressed with -j 1 and -j 2 (whole processes, wall time), checking that each run
 writes 19 outputs, reports one error line and a summary, and exits non-zero.
 
-    python benchmarks/batch_jobs.py --out benchmarks/results/batch-jobs.json
+    python -m benchmarks.batch_jobs --out benchmarks/results/batch-jobs.json
+    python -m benchmarks.batch_jobs --images 2 --jobs 1      # a quick check, prints only
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
+from benchmarks.common import KODAK
 
 
 def run(cmd: list[str]) -> dict:
@@ -28,7 +29,7 @@ def run(cmd: list[str]) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", type=int, default=19)
     ap.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--out", type=Path, default=None)

@@ -1,9 +1,10 @@
 """How close `nnc compress --bpp X` lands to X, on every Kodak image.
 
-    python benchmarks/bpp_target.py [--targets 0.25 0.5 1.0]
+    python -m benchmarks.bpp_target [--targets 0.25 0.5 1.0] [--limit N] [--out FILE]
 
-Writes benchmarks/results/bpp-target.json: per image and target the file's bpp, the rate
-parameter found, and the time the search took (the search makes up to 6 files).
+Writes benchmarks/results/bpp-target.json (or ``--out``): per image and target the file's
+bpp, the rate parameter found, and the time the search took (the search makes up to 6
+files), with the coder settings used.
 """
 from __future__ import annotations
 
@@ -17,28 +18,30 @@ import torch
 
 from nnc import codec
 from nnc.image_io import read_image
-from nnc.model.weights import default_model_name, load_model
+from nnc.model.weights import load_model
+from nnc.ratecontrol import compress_to_bpp
 
-KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
-OUT = Path(__file__).resolve().parent / "results" / "bpp-target.json"
+from benchmarks.common import KODAK, RESULTS
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--targets", type=float, nargs="+", default=[0.25, 0.5, 1.0])
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--limit", type=int, default=None, help="only the first N Kodak images")
+    ap.add_argument("--out", type=Path, default=RESULTS / "bpp-target.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    _, digest = load_model()
+    loaded = load_model(None, "cpu")
     # as `nnc compress --bpp` runs on the CPU: with the CLI's default refinement steps
-    params = codec.refined(codec.default_refine_steps("cpu"))
+    settings = codec.refined(codec.default_refine_steps("cpu"))
     rows = []
-    for f in sorted(KODAK.glob("*.png")):
+    for f in sorted(KODAK.glob("*.png"))[:args.limit]:
         img = read_image(f.read_bytes())
         pixels = img.rgb.shape[0] * img.rgb.shape[1]
         for t in args.targets:
             t0 = time.perf_counter()
-            data, q = codec.compress_to_bpp(img, t, params=params)
+            data, q = compress_to_bpp(img, t, device="cpu", settings=settings)
             rows.append({"image": f.name, "target": t, "bpp": 8 * len(data) / pixels,
                          "quality": q, "seconds": time.perf_counter() - t0})
             r = rows[-1]
@@ -52,10 +55,10 @@ def main():
                            "within_5pct": int((np.abs(err) <= 0.05).sum()),
                            "mean_seconds": float(np.mean([r["seconds"] for r in rows
                                                           if r["target"] == t]))}
-    res = {"model": default_model_name(), "weights_sha256": digest.hex(),
-           "refine_steps": params.refine_steps, "summary": summary,
-           "rows": rows}
-    OUT.write_text(json.dumps(res, indent=1) + "\n")
+    res = {"model": loaded.name, "weights_sha256": loaded.digest.hex(),
+           "refine_steps": settings.refine.steps, "settings": settings.flat(),
+           "summary": summary, "rows": rows}
+    args.out.write_text(json.dumps(res, indent=1) + "\n")
     print(json.dumps(summary, indent=1))
 
 

@@ -1,6 +1,6 @@
 """Compare training checkpoints on Kodak by their theoretical rate–distortion curve.
 
-    python benchmarks/checkpoints.py runs/a/ckpt.pt runs/b/ckpt.pt --out results/x.json
+    python -m benchmarks.checkpoints runs/a/ckpt.pt runs/b/ckpt.pt --out results/x.json
 
 For each checkpoint and rate parameter: the ΣKL rate (bits per pixel) and the PSNR and
 MS-SSIM of the posterior-mean reconstruction, means over the images; then the BD-rate of
@@ -11,24 +11,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from nnc.metrics import bd_rate, ms_ssim, ms_ssim_db, psnr
-from nnc.model.pln import PLN, PLNConfig
+from nnc.model.pln import DEFAULT_ARCH, build
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rd import posterior_decodes  # noqa: E402
-KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
+from benchmarks.common import KODAK, load_images, posterior_decodes
 
 
 def evaluate(ckpt: Path, images, qualities) -> dict:
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    model = PLN(PLNConfig(**state["config"]))
+    model = build(state.get("arch", DEFAULT_ARCH), state["config"])
     model.load_state_dict(state["model"])
     model.eval()
     pts = []
@@ -49,15 +45,16 @@ def evaluate(ckpt: Path, images, qualities) -> dict:
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("checkpoints", type=Path, nargs="+")
     ap.add_argument("--qualities", type=float, nargs="+", default=[0, 0.2, 0.4, 0.6, 0.8, 1])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--limit", type=int, default=None, help="only the first N Kodak images")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     # Kodak images are 768x512 / 512x768: multiples of the model's stride, no padding
-    images = [np.asarray(Image.open(f).convert("RGB")) for f in sorted(KODAK.glob("*.png"))]
+    images = [rgb for _, rgb in load_images(KODAK, args.limit)]
     res = [evaluate(c, images, args.qualities) for c in args.checkpoints]
     ref = res[0]["points"]
     for r in res[1:]:

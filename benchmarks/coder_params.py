@@ -1,24 +1,31 @@
 """Coder settings on real files: bpp and PSNR of nnc on some Kodak images for variants of
-the coder parameters (all of them header fields, so any variant decodes with any nnc).
+the encoder's settings (the format fields among them are header fields, so any variant
+decodes with any nnc).
 
-    python benchmarks/coder_params.py --out benchmarks/results/coder-params.json
-    python benchmarks/coder_params.py --qualities 0.2 0.4 0.6 0.8 1 \
-        --variants refine-none refine2-step0.5 refine3-step0.5 refine5-step0.5 \
-        refine10-step0.5 refine5-level1-only refine5-level2-only \
+    python -m benchmarks.coder_params --out benchmarks/results/coder-params.json
+    python -m benchmarks.coder_params --variants refine --qualities 0.2 0.4 0.6 0.8 1 \
         --out benchmarks/results/refine-params.json
+    python -m benchmarks.coder_params --variants equal-shards rd-kappa1 --out /tmp/x.json
+
+(from the repository root). Every variant is a complete configuration: all the settings of
+nnc.settings.Settings by their flat names, spelled out below and not taken from today's
+defaults, so a variant measures the same thing however the defaults change (a new setting
+must be added to THESIS, with the value that reproduces the code before it, or the script
+refuses to run). Each result records the settings it ran with (``settings``:
+Settings.flat()). What settings cannot pin is the code itself: "beam16+adaptive-side" has
+the settings of "lookahead+beam16" and was measured after the side information became
+adaptive (sections Z1SA/Z2SA), which every variant now gets.
 
 For each variant: mean bpp and RGB PSNR per rate parameter, and BD-rate (PSNR) against the
 thesis's equal shards (the coder's settings before they were refit for pln-gpu-1) and, where
 benchmarks/results/rd.json holds WebP on the same images, against WebP. Used to refit the
-parameters when the model changes.
+settings when the model changes.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,12 +35,12 @@ from PIL import Image
 from nnc import codec
 from nnc.image_io import RasterImage
 from nnc.metrics import bd_rate, psnr
+from nnc.model.weights import default_model_name
+from nnc.settings import Settings
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import rd  # noqa: E402  (mean curves over images)
+from benchmarks.common import KODAK, RESULTS, mean_points
 
-KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
-RD_JSON = Path(__file__).resolve().parent / "results" / "rd.json"
+RD_JSON = RESULTS / "rd.json"
 
 
 def webp_curve(images: list[str]) -> tuple[list[float], list[float]] | None:
@@ -41,94 +48,139 @@ def webp_curve(images: list[str]) -> tuple[list[float], list[float]] | None:
     if not RD_JSON.exists():
         return None
     webp = json.loads(RD_JSON.read_text())["codecs"]["webp"]
-    pts = rd.mean_points({**webp, "per_image": {n: webp["per_image"][f"{n}.png"]
-                                                for n in images}})
+    pts = mean_points({**webp, "per_image": {n: webp["per_image"][f"{n}.png"]
+                                             for n in images}})
     return [p["bpp"] for p in pts], [p["psnr"] for p in pts]
 
 
+# Every setting as the thesis's coder had them: equal shards, the greedy rule (one beam, no
+# lookahead), round(KL / 8) shards (first shard from 4 bits), level-2 candidates chosen by
+# q/p, no refinement. The reference ("equal-shards") of coder-params.json.
+THESIS = {
+    "l1_block_w": 4, "l1_block_h": 2, "l1_shard_bits": 8, "l1_max_shards": 15,
+    "l1_shard_decay": 1.0, "l1_outlier_kl_bits": 16.0,
+    "l1_rate_scale": 1.0, "l1_first_shard_kl": 4.0, "l1_beam": 1, "l1_lookahead": False,
+    "l1_rd_kappa": 0.0,
+    "l2_index_bits": 12, "l2_max_group": 1024, "l2_group_kl_bits": 11.0,
+    "l2_outlier_kl_bits": 11.0,
+    "l2_sharpen": 1.0,
+    "refine_steps": 0, "refine_l2_steps": 0, "refine_step": 0.5, "refine_coder_aware": True,
+}
+# the level-1 search of 2026-11-22 (decay 0.5, lookahead, beam 16), level 2 still by q/p
+BEAM16 = {**THESIS, "l1_shard_decay": 0.5, "l1_lookahead": True, "l1_beam": 16}
+# nnc's defaults from 2026-11-22 (with the level-2 sharpening and rate-distortion shard
+# counts), no refinement: the base of the refinement variants (refine-params.json)
+CODER_2026_11_22 = {**BEAM16, "l2_sharpen": 3.0, "l1_rd_kappa": 1.0}
+
+
+def _refine(steps: int, l2_steps: int) -> dict:
+    return {**CODER_2026_11_22, "refine_steps": steps, "refine_l2_steps": l2_steps,
+            "refine_step": 0.5}
+
+
 VARIANTS = {
-    "equal-shards": {"l1_shard_decay": 1.0},   # the reference
-    "decay0.9": {"l1_shard_decay": 0.9},
-    "decay0.8": {"l1_shard_decay": 0.8},
-    "decay0.7": {"l1_shard_decay": 0.7},
-    "decay0.6": {"l1_shard_decay": 0.6},
-    "decay0.5": {"l1_shard_decay": 0.5},
-    "decay0.4": {"l1_shard_decay": 0.4},
-    "decay0.7+rate1.25": {"l1_shard_decay": 0.7, "l1_rate_scale": 1.25},
-    "decay0.5+rate1.15": {"l1_shard_decay": 0.5, "l1_rate_scale": 1.15},
-    "decay0.5+rate1.3": {"l1_shard_decay": 0.5, "l1_rate_scale": 1.3},
-    "block2x2+decay0.7": {"l1_block_w": 2, "l1_block_h": 2, "l1_shard_decay": 0.7},
-    "block2x2+decay0.8": {"l1_block_w": 2, "l1_block_h": 2, "l1_shard_decay": 0.8},
-    "rate1.25": {"l1_rate_scale": 1.25},
-    "outlier12": {"l1_outlier_kl_bits": 12.0},
-    "outlier24": {"l1_outlier_kl_bits": 24.0},
-    "block2x2": {"l1_block_w": 2, "l1_block_h": 2},
-    "block4x4": {"l1_block_w": 4, "l1_block_h": 4},
+    "equal-shards": THESIS,   # the reference
+    "decay0.9": {**THESIS, "l1_shard_decay": 0.9},
+    "decay0.8": {**THESIS, "l1_shard_decay": 0.8},
+    "decay0.7": {**THESIS, "l1_shard_decay": 0.7},
+    "decay0.6": {**THESIS, "l1_shard_decay": 0.6},
+    "decay0.5": {**THESIS, "l1_shard_decay": 0.5},
+    "decay0.4": {**THESIS, "l1_shard_decay": 0.4},
+    "decay0.7+rate1.25": {**THESIS, "l1_shard_decay": 0.7, "l1_rate_scale": 1.25},
+    "decay0.5+rate1.15": {**THESIS, "l1_shard_decay": 0.5, "l1_rate_scale": 1.15},
+    "decay0.5+rate1.3": {**THESIS, "l1_shard_decay": 0.5, "l1_rate_scale": 1.3},
+    "block2x2+decay0.7": {**THESIS, "l1_block_w": 2, "l1_block_h": 2, "l1_shard_decay": 0.7},
+    "block2x2+decay0.8": {**THESIS, "l1_block_w": 2, "l1_block_h": 2, "l1_shard_decay": 0.8},
+    "rate1.25": {**THESIS, "l1_rate_scale": 1.25},
+    "outlier12": {**THESIS, "l1_outlier_kl_bits": 12.0},
+    "outlier24": {**THESIS, "l1_outlier_kl_bits": 24.0},
+    "block2x2": {**THESIS, "l1_block_w": 2, "l1_block_h": 2},
+    "block4x4": {**THESIS, "l1_block_w": 4, "l1_block_h": 4},
     # the level-1 search (encoder only): the thesis's greedy score, the lookahead score, beams
-    "greedy-nolookahead": {"l1_lookahead": False},
-    "lookahead": {"l1_lookahead": True},
-    "lookahead+beam4": {"l1_beam": 4},
-    "lookahead+beam16": {"l1_beam": 16},
-    "beam16+first2": {"l1_beam": 16, "l1_first_shard_kl": 2.0},
-    "beam16+first3": {"l1_beam": 16, "l1_first_shard_kl": 3.0},
-    "beam16+first5": {"l1_beam": 16, "l1_first_shard_kl": 5.0},
-    "beam16+rate1.1": {"l1_beam": 16, "l1_rate_scale": 1.1},
-    # with the adaptive side information (sections Z1SA, Z2SA)
-    "beam16+adaptive-side": {},
-    "l2budget11.5": {"l2_group_kl_bits": 11.5},
-    "l2budget12": {"l2_group_kl_bits": 12.0},
-    "l2sharpen3": {"l2_sharpen": 3.0},
-    "l2sharpen100": {"l2_sharpen": 100.0},
-    "rd-kappa0.5": {"l1_rd_kappa": 0.5},
-    "rd-kappa0.7": {"l1_rd_kappa": 0.7},
-    "rd-kappa1": {"l1_rd_kappa": 1.0},
-    "rd-kappa1.5": {"l1_rd_kappa": 1.5},
-    "rd-kappa2": {"l1_rd_kappa": 2.0},
+    "greedy-nolookahead": {**THESIS, "l1_shard_decay": 0.5},   # = decay0.5
+    "lookahead": {**THESIS, "l1_shard_decay": 0.5, "l1_lookahead": True},
+    "lookahead+beam4": {**THESIS, "l1_shard_decay": 0.5, "l1_lookahead": True, "l1_beam": 4},
+    "lookahead+beam16": BEAM16,
+    "beam16+first2": {**BEAM16, "l1_first_shard_kl": 2.0},
+    "beam16+first3": {**BEAM16, "l1_first_shard_kl": 3.0},
+    "beam16+first5": {**BEAM16, "l1_first_shard_kl": 5.0},
+    "beam16+rate1.1": {**BEAM16, "l1_rate_scale": 1.1},
+    # with the adaptive side information (sections Z1SA, Z2SA): a format change, no setting
+    "beam16+adaptive-side": BEAM16,
+    "l2budget11.5": {**BEAM16, "l2_group_kl_bits": 11.5},
+    "l2budget12": {**BEAM16, "l2_group_kl_bits": 12.0},
+    "l2sharpen3": {**BEAM16, "l2_sharpen": 3.0},
+    "l2sharpen100": {**BEAM16, "l2_sharpen": 100.0},
+    "rd-kappa0.5": {**CODER_2026_11_22, "l1_rd_kappa": 0.5},
+    "rd-kappa0.7": {**CODER_2026_11_22, "l1_rd_kappa": 0.7},
+    "rd-kappa1": CODER_2026_11_22,
+    "rd-kappa1.5": {**CODER_2026_11_22, "l1_rd_kappa": 1.5},
+    "rd-kappa2": {**CODER_2026_11_22, "l1_rd_kappa": 2.0},
     # per-image refinement (model/refine.py; encoder only): steps per level and step size
-    "refine-none": {},
-    "refine2-step0.5": {"refine_steps": 2, "refine_l2_steps": 2, "refine_step": 0.5},
-    "refine3-step0.5": {"refine_steps": 3, "refine_l2_steps": 3, "refine_step": 0.5},
-    "refine5-step0.5": {"refine_steps": 5, "refine_l2_steps": 5, "refine_step": 0.5},
-    "refine10-step0.5": {"refine_steps": 10, "refine_l2_steps": 10, "refine_step": 0.5},
-    "refine5-level1-only": {"refine_steps": 5, "refine_step": 0.5},
-    "refine5-level2-only": {"refine_l2_steps": 5, "refine_step": 0.5},
+    "refine-none": CODER_2026_11_22,
+    "refine2-step0.5": _refine(2, 2),
+    "refine3-step0.5": _refine(3, 3),
+    "refine5-step0.5": _refine(5, 5),
+    "refine10-step0.5": _refine(10, 10),
+    "refine5-level1-only": _refine(5, 0),
+    "refine5-level2-only": _refine(0, 5),
     # cheaper refinement for the CPU default (2026-11-30)
-    "refine1-step0.5": {"refine_steps": 1, "refine_l2_steps": 1, "refine_step": 0.5},
-    "refine2-beam8": {"refine_steps": 2, "refine_l2_steps": 2, "refine_step": 0.5, "l1_beam": 8},
-    "refine-l2x1-l1x2": {"refine_steps": 2, "refine_l2_steps": 1, "refine_step": 0.5},
+    "refine1-step0.5": _refine(1, 1),
+    "refine2-beam8": {**_refine(2, 2), "l1_beam": 8},
+    "refine-l2x1-l1x2": _refine(2, 1),
 }
 
 
+# --variants also takes these names for every variant of a results file
+GROUPS = {"coder": [n for n in VARIANTS if not n.startswith("refine")],   # coder-params.json
+          "refine": [n for n in VARIANTS if n.startswith("refine")]}      # refine-params.json
+
+
+def settings_of(name: str) -> Settings:
+    """The variant's complete settings; SystemExit when it does not name every setting."""
+    flat, names = VARIANTS[name], set(Settings().flat())
+    if set(flat) != names:
+        raise SystemExit(
+            f"coder_params: variant {name!r} must spell out every setting; missing "
+            f"{sorted(names - set(flat))}, unknown {sorted(set(flat) - names)} (add new "
+            "settings to THESIS with the value that reproduces the earlier code)")
+    return Settings().replace(**flat)
+
+
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", nargs="+", default=["kodim01", "kodim04", "kodim08", "kodim13",
                                                       "kodim19", "kodim23"])
     ap.add_argument("--qualities", type=float, nargs="+", default=[0, 0.33, 0.67, 1])
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    ap.add_argument("--variants", nargs="+", default=["coder"],
+                    choices=[*GROUPS, *VARIANTS], metavar="VARIANT",
+                    help="variants by name, or 'coder' / 'refine' for each of a group "
+                         "(default: coder)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--merge", type=Path, default=None,
                     help="an earlier output with the same images and rates: keep its variants")
     args = ap.parse_args()
+    names = list(dict.fromkeys(n for v in args.variants for n in GROUPS.get(v, [v])))
+    settings = {name: settings_of(name) for name in names}   # all checked before measuring
     torch.set_num_threads(2)
     imgs = [np.asarray(Image.open(KODAK / f"{n}.png").convert("RGB")) for n in args.images]
     res = {"images": args.images, "qualities": args.qualities,
-           "model": codec._default_name(), "variants": {}}
+           "model": default_model_name(), "variants": {}}
     webp = webp_curve(args.images)
     if args.merge:
         res["variants"] = json.loads(args.merge.read_text())["variants"]
-    for name in args.variants:
-        p = replace(codec.CoderParams(), **VARIANTS[name])
+    for name, s in settings.items():
         t0 = time.perf_counter()
         pts = []
         for q in args.qualities:
-            b, s = [], []
+            b, ps = [], []
             for rgb in imgs:
-                data = codec.compress(RasterImage(rgb, False, None), q, params=p)
+                data = codec.compress(RasterImage(rgb, False, None), q, settings=s)
                 out = codec.decompress(data).rgb
                 b.append(8 * len(data) / (rgb.shape[0] * rgb.shape[1]))
-                s.append(psnr(rgb, out))
-            pts.append({"quality": q, "bpp": float(np.mean(b)), "psnr": float(np.mean(s))})
-        res["variants"][name] = {"params": asdict(p), "points": pts,
+                ps.append(psnr(rgb, out))
+            pts.append({"quality": q, "bpp": float(np.mean(b)), "psnr": float(np.mean(ps))})
+        res["variants"][name] = {"settings": s.flat(), "points": pts,
                                  "wall_s": round(time.perf_counter() - t0, 1)}
         rates, quals = [x["bpp"] for x in pts], [x["psnr"] for x in pts]
         base = res["variants"].get("equal-shards")

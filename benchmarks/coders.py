@@ -4,11 +4,13 @@ For each coder, over a range of KL budgets and block sizes: bits sent / KL, and 
 squared distance of the coded sample to the posterior mean relative to that of an exact
 posterior sample (1.0 = as good as exact sampling; < 1 = closer to the mean than a sample).
 
-    python benchmarks/coders.py            # writes benchmarks/results/coders.json
-    python benchmarks/coders.py --per-rate-only    # only the per-rate table of every coder
+    python -m benchmarks.coders                  # writes benchmarks/results/coders.json
+    python -m benchmarks.coders --per-rate-only  # only the per-rate table of every coder
+    python -m benchmarks.coders --per-rate-only --out /tmp/coders.json
 """
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import platform
@@ -20,7 +22,7 @@ import torch
 from nnc.coding.greedy import greedy_encode, kl_bits_standardized, shard_counts
 from nnc.coding.importance import importance_encode
 
-OUT = Path(__file__).resolve().parent / "results" / "coders.json"
+from benchmarks.common import RESULTS
 
 
 def posteriors(n: int, kl_per_dim_bits: float, seed: int):
@@ -140,12 +142,18 @@ def per_rate_rows(n=16384):
 
 
 def main():
-    import sys
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--per-rate-only", action="store_true",
+                    help="measure only the per-rate table; keep the other grids of --out as "
+                         "they were measured")
+    ap.add_argument("--out", type=Path, default=RESULTS / "coders.json")
+    args = ap.parse_args()
     torch.set_num_threads(2)
-    if "--per-rate-only" in sys.argv[1:]:      # keep the other grids as they were measured
-        res = json.loads(OUT.read_text())
+    if args.per_rate_only:
+        res = json.loads(args.out.read_text()) if args.out.exists() else {}
         res["per_rate"] = per_rate_rows()
-        OUT.write_text(json.dumps(res, indent=1) + "\n")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(res, indent=1) + "\n")
         for r in res["per_rate"]:
             print(f"{r['coder']:45s} KL/dim={r['kl_per_dim_bits']:<4} "
                   f"bits/KL={r['bits_over_kl']:.3f} mse_ratio={r['mse_ratio']:.3f}")
@@ -158,8 +166,8 @@ def main():
     for r in res["per_rate"]:
         print(f"{r['coder']:45s} KL/dim={r['kl_per_dim_bits']:<4} "
               f"bits/KL={r['bits_over_kl']:.3f} mse_ratio={r['mse_ratio']:.3f}")
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(json.dumps(res, indent=1) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(res, indent=1) + "\n")
     for r in res["greedy"] + res["importance"]:
         keys = [k for k in ("kl_per_dim_bits", "block_dims", "shard_bits", "shard_decay",
                             "index_bits",

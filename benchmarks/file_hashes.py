@@ -1,8 +1,8 @@
 """sha256 of the files nnc writes for 6 Kodak images at 3 rates, default settings (issue 14:
 a refactor must leave every byte as it was). Compare two runs with --compare.
 
-    python benchmarks/file_hashes.py --out benchmarks/results/file-hashes.json
-    python benchmarks/file_hashes.py --compare benchmarks/results/file-hashes.json
+    python -m benchmarks.file_hashes --out benchmarks/results/file-hashes.json
+    python -m benchmarks.file_hashes --compare benchmarks/results/file-hashes.json
 """
 from __future__ import annotations
 
@@ -16,13 +16,14 @@ import torch
 
 import nnc
 
-KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
+from benchmarks.common import KODAK
+
 IMAGES = ("kodim01", "kodim05", "kodim13", "kodim19", "kodim23", "kodim24")
 QUALITIES = (0.0, 0.5, 1.0)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path)
     ap.add_argument("--compare", type=Path)
     a = ap.parse_args()

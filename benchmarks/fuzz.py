@@ -1,12 +1,14 @@
 """Fuzz the .nnc reader and decoder with mutated files (issue: hostile input).
 
-    python benchmarks/fuzz.py --minutes 10        # or --cases 100000
+    python -m benchmarks.fuzz --minutes 10        # or --cases 100000
+    python -m benchmarks.fuzz --cases 300 --out /tmp/fuzz.json
 
-Each case mutates a valid file (nnc/mutate.py: raw damage, or payload damage with valid
-CRCs) and decodes it in-process under a per-case time limit. Outcomes: decoded, refused
-(an NNCError, i.e. a one-line message), crash (any other exception), hang (time limit).
-Every 50th case also goes through the CLI (`nnc decompress`) to check exit codes and that a
-failure leaves no output and no temporary file. Writes benchmarks/results/fuzz.json.
+(from the repository root, which makes tests/mutate.py importable). Each case mutates a
+valid file (tests/mutate.py: raw damage, or payload damage with valid CRCs) and decodes it
+in-process under a per-case time limit. Outcomes: decoded, refused (an NNCError, i.e. a
+one-line message), crash (any other exception), hang (time limit). Every 50th case also
+goes through the CLI (`nnc decompress`) to check exit codes and that a failure leaves no
+output and no temporary file. Writes benchmarks/results/fuzz.json (or ``--out``).
 """
 from __future__ import annotations
 
@@ -28,9 +30,9 @@ from nnc import codec
 from nnc.cli import main as cli_main
 from nnc.errors import NNCError
 from nnc.image_io import read_image
-from nnc.mutate import mutate
+from tests.mutate import mutate
 
-OUT = Path(__file__).resolve().parent / "results" / "fuzz.json"
+from benchmarks.common import RESULTS
 
 
 class Hang(Exception):
@@ -65,11 +67,12 @@ def _png(arr) -> bytes:
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--cases", type=int, default=100_000)
     ap.add_argument("--timeout", type=int, default=20, help="seconds before a case is a hang")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=RESULTS / "fuzz.json")
     args = ap.parse_args()
     torch.set_num_threads(1)
     signal.signal(signal.SIGALRM, _alarm)
@@ -123,8 +126,8 @@ def main():
            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
            "elapsed_s": round(time.time() - t_start, 1), "minutes_limit": args.minutes,
            "crash_examples": crashes}
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(json.dumps(res, indent=1) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(res, indent=1) + "\n")
     print(json.dumps({k: v for k, v in res.items() if k != "crash_examples"}, indent=1))
     for c in crashes[:3]:
         print(c)

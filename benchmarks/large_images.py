@@ -1,7 +1,8 @@
 """Whole-process time and peak memory of nnc compress / decompress on large photographs
 (issue 15: memory bounded by a tile), on mosaics of Kodak images (real photo content).
 
-    python benchmarks/large_images.py --megapixels 12 24 --out benchmarks/results/large-images.json
+    python -m benchmarks.large_images --megapixels 12 24 100 \
+        --out benchmarks/results/large-images.json
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
+from benchmarks.common import KODAK
+
 SIZES = {12: (4000, 3000), 24: (6000, 4000), 100: (10000, 10000)}
 
 
@@ -51,7 +53,7 @@ def measured(cmd: list[str]) -> dict:
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--megapixels", type=int, nargs="+", default=[12, 24], choices=SIZES)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()

@@ -1,10 +1,11 @@
 """Level-1 coders tried for issue 13 and not adopted: measured on real Kodak images, against
 nnc's actual files and against an exact posterior sample at ΣKL (not a test).
 
-    python benchmarks/level1_prototypes.py --images kodim05 kodim23 \
+    python -m benchmarks.level1_prototypes --images kodim05 kodim23 \
         --out benchmarks/results/level1-prototypes.json
 
-For each image and rate parameter: nnc's file (bpp, PSNR), ΣKL and the PSNR of an exact
+For each image and rate parameter: nnc's file at the default settings without refinement
+(nnc.settings.Settings(), recorded in the output; bpp, PSNR), ΣKL and the PSNR of an exact
 posterior sample (the ideal relative-entropy coder), and two prototypes whose rates are
 estimated (ideal entropy coding of their symbols; the step map is coded for real with
 nnc's adaptive context model):
@@ -38,18 +39,20 @@ import numpy as np
 import torch
 from PIL import Image
 
-from nnc import codec, codes
-from nnc.codec import from_blocks, level1_plan, to_blocks
-from nnc.coding import sideinfo
-from nnc.coding.greedy import kl_bits_standardized, rd_encode
+from nnc import codec
+from nnc.coding import importance, sideinfo
+from nnc.coding.greedy import (_shard_count_rows, from_blocks, kl_bits_standardized, plan,
+                               rd_encode, to_blocks)
 from nnc.coding.importance import importance_encode
 from nnc.image_io import RasterImage
 from nnc.info import describe
 from nnc.metrics import psnr
-from nnc.model.pln import combine_posterior
+from nnc.model import tiling
 from nnc.model.weights import load_model
+from nnc.settings import Settings
 
-KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
+from benchmarks.common import KODAK
+
 NJ = 15
 DELTAS = [2.0 ** (1.5 - (j - 1) / 2) for j in range(1, NJ + 1)]
 
@@ -71,7 +74,7 @@ def _step_map_bits(choice: np.ndarray) -> int:
     w.uniform(live.astype(np.int64), 2)
     ls = choice[live]
     w.categorical(ls.transpose(1, 2, 0).ravel(),
-                  codes._shard_count_rows(ls, sideinfo.AdaptiveCounts(_step_table(NJ + 1))))
+                  _shard_count_rows(ls, sideinfo.AdaptiveCounts(_step_table(NJ + 1))))
     return 8 * len(w.bytes())
 
 
@@ -156,13 +159,17 @@ def decoder_step(model, rgb, q, mu_p, s_p, mu1, s1, s_x):
             "psnr": psnr(rgb, _image(model, mu_p + s_p * d * (k - u), q, h, w))}
 
 
-def hybrid_is(model, rgb, q, mu_p, s_p, mu1, s1, thr=0.25, budget=11.0, index_bits=12):
+def hybrid_is(model, rgb, q, mu_p, s_p, mu1, s1, settings: Settings, thr=0.25, budget=11.0,
+              index_bits=12):
     h, w, _ = rgb.shape
-    p = codec.CoderParams()
-    mean, std = to_blocks((mu1 - mu_p) / s_p, 2, 4), to_blocks(s1 / s_p, 2, 4)
+    fmt, search = settings.level1, settings.level1_search
+    bh, bw = fmt.block_h, fmt.block_w
+    mean, std = to_blocks((mu1 - mu_p) / s_p, bh, bw), to_blocks(s1 / s_p, bh, bw)
     kl = kl_bits_standardized(mean, std)
-    out, shards, gm, gs = level1_plan(mean, std, p, kl)
-    shards, _, sample = rd_encode(gm, gs, shards, 0, 8, p.l1_shard_decay, 16, 1.0, 15)
+    out, shards, gm, gs = plan(mean, std, fmt, search, kl)
+    shards, _, sample = rd_encode(gm, gs, shards, 0, fmt.shard_bits, fmt.shard_decay,
+                                  search.beam, search.rd_kappa, fmt.max_shards,
+                                  lookahead=search.lookahead)
     sample[out] = mean[out]                  # outliers as nnc sends them (16-bit values)
     zero = shards == 0
     sel = zero[:, None] & (kl > thr)
@@ -171,32 +178,32 @@ def hybrid_is(model, rgb, q, mu_p, s_p, mu1, s1, thr=0.25, budget=11.0, index_bi
                                  4096, 99.0, 3.0)
     s = sample.clone().flatten()
     s[pos] = zs
-    z1 = mu_p + s_p * from_blocks(s.view_as(sample), mu1.shape[1], mu1.shape[2], mu1.shape[3],
-                                  2, 4)
+    z1 = mu_p + s_p * from_blocks(s.view_as(sample), *mu1.shape[1:], bh, bw)
     n_groups = len(code.group_sizes)
     flag = sel.any(1)[zero].float().mean().item()
     flag_bits = zero.sum().item() * -sum(x * math.log2(x) for x in (flag, 1 - flag) if x > 0)
     extra = n_groups * (index_bits + 4) + flag_bits   # ~4 bits per coded group size
     return {"thr": thr, "group_kl_bits": budget, "dims": int(pos.numel()),
             "extra_bpp": extra / (h * w), "psnr_greedy_only": psnr(rgb, _image(
-                model, mu_p + s_p * from_blocks(sample, *mu1.shape[1:], 2, 4), q, h, w)),
+                model, mu_p + s_p * from_blocks(sample, *mu1.shape[1:], bh, bw), q, h, w)),
             "psnr": psnr(rgb, _image(model, z1, q, h, w))}
 
 
 @torch.no_grad()
-def measure(model, name: str, q: float) -> dict:
+def measure(model, name: str, q: float, settings: Settings) -> dict:
     rgb = np.asarray(Image.open(KODAK / f"{name}.png").convert("RGB"))
     h, w, _ = rgb.shape
     img = RasterImage(rgb, False, None)
     st = codec.CompressStats()
-    data = codec.compress(img, quality=q, device="cpu", stats=st)
+    data = codec.compress(img, quality=q, device="cpu", settings=settings, stats=st)
     dec = codec.decompress(data, device="cpu").rgb
-    x = codec._to_tensor(img, model.stride, "cpu")
+    x = tiling.to_tensor(img, model.stride, "cpu")
     qt = torch.tensor([q])
-    (mu_x, s_x), (mu2, s2) = model.encode(x, qt)
-    _, z2 = importance_encode(mu2, s2, 0, 12, 11.0, 1024, 11.0, 3.0)
-    mu_p, s_p = model.prior1(z2.reshape(mu2.shape), qt)
-    mu1, s1 = combine_posterior(mu_x, s_x, mu_p, s_p)
+    # level 1 conditioned on z2 as the file codes it (seed 0, as codec.compress)
+    post = model.posteriors(x, qt, encode=tiling.encode)
+    _, z2 = importance.encode(*post.z2, 0, settings.level2, settings.level2_search)
+    (mu_p, s_p), (mu1, s1) = model.level1(post.x, z2, qt)
+    s_x = post.x[1]
     g = torch.Generator().manual_seed(0)
     exact = _image(model, mu1 + s1 * torch.randn(mu1.shape, generator=g), qt, h, w)
     secs = {s["section"]: s["bytes"] for s in describe(data)["sections"]}
@@ -215,24 +222,26 @@ def measure(model, name: str, q: float) -> dict:
         d["bpp"] = (rest_bits + d.pop("bits_l1")) / (h * w)
         row["dithered"].append(d)
     for thr in (0.25, 0.5):
-        d = hybrid_is(model, rgb, qt, mu_p, s_p, mu1, s1, thr=thr)
+        d = hybrid_is(model, rgb, qt, mu_p, s_p, mu1, s1, settings, thr=thr)
         d["bpp"] = row["file_bpp"] + d["extra_bpp"]
         row["hybrid_is"].append(d)
     return row
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", nargs="+", default=["kodim05", "kodim23"])
     ap.add_argument("--qualities", type=float, nargs="+", default=[0.0, 0.5, 1.0])
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     torch.set_num_threads(2)
-    model, _ = load_model(None, "cpu")
-    res = {"machine": f"{platform.machine()} CPU, 2 threads", "rows": []}
+    model = load_model(None, "cpu").net
+    settings = Settings()
+    res = {"machine": f"{platform.machine()} CPU, 2 threads", "settings": settings.flat(),
+           "rows": []}
     for name in args.images:
         for q in args.qualities:
-            r = measure(model, name, q)
+            r = measure(model, name, q, settings)
             res["rows"].append(r)
             print(f"{name} q={q}: file {r['file_bpp']:.3f}/{r['file_psnr']:.2f}  exact@ΣKL "
                   f"{r['kl_bpp']:.3f}/{r['exact_sample_psnr']:.2f}  " + "  ".join(

@@ -1,6 +1,6 @@
 """Training curves from `nnc train` logs (log.csv) as one PNG.
 
-    python benchmarks/plot_training.py LABEL=path/log.csv [LABEL=path/log.csv ...] \
+    python -m benchmarks.plot_training LABEL=path/log.csv [LABEL=path/log.csv ...] \
         --out benchmarks/results/training.png
 
 Three panels against the step: the training loss, the rate (ΣKL bits per pixel of the
@@ -29,7 +29,7 @@ def smooth(v: np.ndarray, n: int = 20) -> np.ndarray:
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("logs", nargs="+", help="LABEL=path/to/log.csv")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()

@@ -1,21 +1,25 @@
 """Rate–distortion of nnc against the classical codecs, on any folder of images.
 
     pip install -e '.[bench]'
-    python benchmarks/rd.py                       # Kodak, every codec (about 40 min, 2 cores)
-    python benchmarks/rd.py --codecs nnc          # re-measure nnc only, keep the others
-    python benchmarks/rd.py --images DIR --out benchmarks/results/rd-mine.json
-    python benchmarks/rd.py --plots-only
-    python benchmarks/rd.py --plots-only --merge other.json   # combine separate runs
+    python -m benchmarks.rd                       # Kodak, every codec (about 95 min, 2 cores)
+    python -m benchmarks.rd --codecs nnc          # re-measure nnc only, keep the others
+    python -m benchmarks.rd --codecs nnc --refine 5   # nnc compress --refine 5 (~40 min)
+    python -m benchmarks.rd --images DIR --out benchmarks/results/rd-mine.json
+    python -m benchmarks.rd --plots-only
+    python -m benchmarks.rd --plots-only --merge other.json   # combine separate runs
 
-Every codec encodes every image at each setting of its sweep into real files in memory;
-bpp = 8 * file bytes / pixels, RGB PSNR and MS-SSIM (nnc.metrics) against the original.
-nnc also records the ΣKL rate, the posterior-mean decode (the "theoretical" curve of thesis
-Fig. 4.1), an exact posterior sample, and where the bits of each file went.
+(from the repository root). Every codec encodes every image at each setting of its sweep
+into real files in memory; bpp = 8 * file bytes / pixels, RGB PSNR and MS-SSIM
+(nnc.metrics) against the original. nnc also records the ΣKL rate (of the posterior the file
+codes, and of the amortized one), the posterior-mean decode (the "theoretical" curve of
+thesis Fig. 4.1), an exact posterior sample, where the bits of each file went, and the coder
+settings it ran with.
 
 Writes the JSON (per image and mean per setting, BD-rates of every curve against every
 other), a Markdown BD-rate table, and PNG plots (PSNR, MS-SSIM, nnc's bits) next to it.
 Published curves (shared/anchors/published_kodak.json) are drawn dashed and named
-"published"; they are other people's measurements, never ours.
+"published"; they are other people's measurements, never ours. Nothing else is written:
+the weights manifest belongs to ``nnc train --export`` (nnc/model/weights.py).
 """
 from __future__ import annotations
 
@@ -27,93 +31,19 @@ import os
 import platform
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image
 
 from nnc.metrics import bd_rate, ms_ssim, ms_ssim_db, psnr
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-RESULTS = Path(__file__).resolve().parent / "results"
+from benchmarks.common import (CLASSICAL, KODAK, RESULTS, SHARED, codec_version,
+                               load_images, load_plugin, mean_points, posterior_decodes)
+
 PUBLISHED = SHARED / "anchors" / "published_kodak.json"
 MEASURED_ANCHORS = SHARED / "anchors" / "measured_kodak"
-
-
-@dataclass
-class Classical:
-    label: str
-    fmt: str
-    settings: list
-    options: Callable[[int], dict]
-    needs: str = ""          # plugin module to import first
-    encode_kwargs: dict = field(default_factory=dict)
-
-
-def _q(**kw):
-    return lambda q: {"quality": q, **kw}
-
-
-CLASSICAL = {
-    "jpeg420": Classical("JPEG 4:2:0", "JPEG", list(range(5, 100, 10)),
-                         _q(subsampling=2, optimize=True)),
-    "jpeg444": Classical("JPEG 4:4:4", "JPEG", list(range(5, 100, 10)),
-                         _q(subsampling=0, optimize=True)),
-    "webp": Classical("WebP m6", "WEBP", list(range(5, 100, 10)), _q(method=6)),
-    "avif444": Classical("AVIF 4:4:4 s4", "AVIF", list(range(10, 100, 10)),
-                         _q(subsampling="4:4:4", speed=4)),
-    "avif444_psnr": Classical("AVIF 4:4:4 s4 tune=psnr", "AVIF", list(range(10, 100, 10)),
-                              _q(subsampling="4:4:4", speed=4, advanced={"tune": "psnr"})),
-    "heic444": Classical("HEIC 4:4:4 (x265)", "HEIF", list(range(5, 75, 5)),
-                         _q(chroma=444), needs="pillow_heif"),
-    "heic444_psnr": Classical("HEIC 4:4:4 (x265) tune=psnr", "HEIF", list(range(5, 75, 5)),
-                              _q(chroma=444, enc_params={"tune": "psnr"}), needs="pillow_heif"),
-    "jxl": Classical("JPEG XL e7", "JXL", list(range(5, 100, 10)), _q(effort=7),
-                     needs="pillow_jxl"),
-}
 NNC_QUALITIES = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
-
-
-def load_plugin(name: str) -> str | None:
-    """Import a Pillow plugin; returns an error text when it is not installed."""
-    if not name:
-        return None
-    try:
-        mod = __import__(name)
-    except ImportError as e:
-        return f"{name} not installed ({e}); pip install -e '.[bench]'"
-    if name == "pillow_heif":
-        mod.register_heif_opener()
-    return None
-
-
-def codec_version(name: str) -> str:
-    from PIL import features
-    if name.startswith("jpeg"):
-        return f"Pillow {Image.__version__}, libjpeg-turbo {features.version('libjpeg_turbo')}"
-    if name == "webp":
-        return f"Pillow {Image.__version__}, libwebp {features.version('webp')}"
-    if name.startswith("avif"):
-        return f"Pillow {Image.__version__}, libavif {features.version('avif')}"
-    if name.startswith("heic"):
-        import pillow_heif
-        return (f"pillow-heif {pillow_heif.__version__}, libheif "
-                f"{pillow_heif.libheif_info().get('libheif', '?')}")
-    if name == "jxl":
-        from importlib.metadata import version
-        return f"pillow-jxl-plugin {version('pillow-jxl-plugin')}"
-    return ""
-
-
-def load_images(folder: Path, limit: int | None):
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".ppm", ".bmp"))
-    files = files[:limit] if limit else files
-    if not files:
-        sys.exit(f"rd.py: no PNG images in {folder}")
-    return [(f.name, np.asarray(Image.open(f).convert("RGB"))) for f in files]
 
 
 def score(a: np.ndarray, b: np.ndarray) -> dict:
@@ -145,34 +75,6 @@ def run_classical(name: str, images) -> dict:
             "settings": spec.settings, "per_image": per_image}
 
 
-def posterior_decodes(model, rgb: np.ndarray, q: float, sample: bool = True):
-    """The model without coding: (ΣKL in bits, posterior-mean decode, exact posterior-sample
-    decode or None). The "theoretical" curve of thesis Fig. 4.1 is ΣKL against the mean."""
-    import torch
-    from nnc import codec
-    from nnc.image_io import RasterImage
-    from nnc.model.pln import combine_posterior, gaussian_kl_nats
-    h, w, _ = rgb.shape
-    with torch.no_grad():
-        x = codec._to_tensor(RasterImage(rgb, False, None), model.stride, "cpu")
-        qt = torch.tensor([q])
-        (mu_x, s_x), (mu2, s2) = model.encode(x, qt)
-        mu_p, s_p = model.prior1(mu2, qt)
-        mu1, s1 = combine_posterior(mu_x, s_x, mu_p, s_p)
-        kl = gaussian_kl_nats(mu2, s2, torch.zeros_like(mu2), torch.ones_like(s2)).sum() \
-            + gaussian_kl_nats(mu1, s1, mu_p, s_p).sum()
-        decodes = [mu1]
-        if sample:
-            g = torch.Generator().manual_seed(0)
-            z2 = mu2 + s2 * torch.randn(mu2.shape, generator=g)
-            mu_p, s_p = model.prior1(z2, qt)
-            mu1, s1 = combine_posterior(mu_x, s_x, mu_p, s_p)
-            decodes.append(mu1 + s1 * torch.randn(mu1.shape, generator=g))
-        imgs = [(model.decode(z, qt)[0, :, :h, :w].clamp(0, 1) * 255).round().byte()
-                .permute(1, 2, 0).numpy() for z in decodes]
-    return kl.item() / math.log(2), imgs[0], (imgs[1] if sample else None)
-
-
 def run_nnc(images, qualities, refine: int | None = None) -> dict:
     """nnc as ``nnc compress`` runs on the CPU by default (``refine`` None: the CLI's CPU
     refinement steps, codec.default_refine_steps("cpu")), or with ``refine`` steps of
@@ -181,9 +83,11 @@ def run_nnc(images, qualities, refine: int | None = None) -> dict:
     from nnc import codec
     from nnc.image_io import RasterImage
     from nnc.info import describe
-    from nnc.model.weights import default_model_name, load_model
+    from nnc.model.weights import load_model
 
-    model, digest = load_model()
+    loaded = load_model(None, "cpu")
+    steps = codec.default_refine_steps("cpu") if refine is None else refine
+    settings = codec.refined(steps)
 
     per_image = {}
     for fname, rgb in images:
@@ -193,9 +97,7 @@ def run_nnc(images, qualities, refine: int | None = None) -> dict:
         for q in qualities:
             st = codec.CompressStats()
             t0 = time.perf_counter()
-            steps = codec.default_refine_steps("cpu") if refine is None else refine
-            data = codec.compress(img, quality=q, stats=st, device="cpu",
-                                  params=codec.refined(steps))
+            data = codec.compress(img, quality=q, stats=st, device="cpu", settings=settings)
             t1 = time.perf_counter()
             dec = codec.decompress(data, device="cpu")
             t2 = time.perf_counter()
@@ -208,8 +110,9 @@ def run_nnc(images, qualities, refine: int | None = None) -> dict:
             kl = st.kl1_bits + st.kl2_bits
             extra = {}
             if refine is None:
-                _, mean_img, sample_img = posterior_decodes(model, rgb, q)
-                extra = {"mean": score(rgb, mean_img), "sample_psnr": psnr(rgb, sample_img)}
+                kl0, mean_img, sample_img = posterior_decodes(loaded.net, rgb, q)
+                extra = {"mean": score(rgb, mean_img), "sample_psnr": psnr(rgb, sample_img),
+                         "amortized_kl_bpp": kl0 / pixels}   # ΣKL of the unrefined posterior
             rows.append({
                 "setting": q, "bpp": 8 * len(data) / pixels, **score(rgb, dec.rgb),
                 "kl_bpp": kl / pixels, "kl1_bits": st.kl1_bits, "kl2_bits": st.kl2_bits,
@@ -220,35 +123,14 @@ def run_nnc(images, qualities, refine: int | None = None) -> dict:
             print(f"  nnc {fname} q={q:.2f} bpp={r['bpp']:.3f} ΣKL={r['kl_bpp']:.3f} "
                   f"psnr={r['psnr']:.2f}", flush=True)
         per_image[fname] = rows
-    entry = {"label": f"nnc ({default_model_name()})", "kind": "nnc",
-             "version": f"{default_model_name()} sha256 {digest.hex()[:16]}",
-             "settings": list(qualities), "per_image": per_image}
+    entry = {"label": f"nnc ({loaded.name})", "kind": "nnc",
+             "version": f"{loaded.name} sha256 {loaded.digest.hex()[:16]}",
+             "settings": list(qualities), "coder_settings": settings.flat(),
+             "per_image": per_image}
     if refine is not None:
-        entry.update(label=f"nnc ({default_model_name()}, --refine {refine})",
+        entry.update(label=f"nnc ({loaded.name}, --refine {refine})",
                      kind="nnc_refine", refine_steps=refine)
     return entry
-
-
-def mean_points(entry: dict) -> list[dict]:
-    """Mean over images of each setting's bpp, PSNR and MS-SSIM (and nnc's extras)."""
-    rows = list(entry["per_image"].values())
-    pts = []
-    for i, s in enumerate(entry["settings"]):
-        at = [r[i] for r in rows]
-        p = {"setting": s}
-        for k in ("bpp", "psnr", "ms_ssim", "kl_bpp", "encode_s", "decode_s"):
-            vals = [a[k] for a in at if a.get(k) is not None]
-            if len(vals) == len(at):
-                p[k] = float(np.mean(vals))
-        if entry["kind"] == "nnc":
-            p["mean_psnr"] = float(np.mean([a["mean"]["psnr"] for a in at]))
-            if all(a["mean"]["ms_ssim"] is not None for a in at):
-                p["mean_ms_ssim"] = float(np.mean([a["mean"]["ms_ssim"] for a in at]))
-            p["sample_psnr"] = float(np.mean([a["sample_psnr"] for a in at]))
-        if entry["kind"] in ("nnc", "nnc_refine"):
-            p["file_over_kl"] = float(sum(a["bpp"] for a in at) / sum(a["kl_bpp"] for a in at))
-        pts.append(p)
-    return pts
 
 
 def curves(res: dict) -> dict:
@@ -461,7 +343,7 @@ def plot_nnc_bits(e: dict, out: Path, plt) -> Path:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--images", type=Path, default=SHARED / "data" / "kodak")
+    ap.add_argument("--images", type=Path, default=KODAK)
     ap.add_argument("--codecs", nargs="+", default=["nnc", *CLASSICAL],
                     choices=["nnc", *CLASSICAL])
     ap.add_argument("--nnc-qualities", type=float, nargs="+", default=NNC_QUALITIES)
@@ -474,8 +356,6 @@ def main():
     ap.add_argument("--plots-only", action="store_true")
     ap.add_argument("--merge", type=Path, nargs="+", default=[],
                     help="take these codecs' results from other rd.py outputs (same images)")
-    ap.add_argument("--update-manifest", action="store_true",
-                    help="record nnc's Kodak summary in weights/manifest.json")
     args = ap.parse_args()
     import torch
     torch.set_num_threads(args.threads)
@@ -519,15 +399,6 @@ def main():
     args.out.write_text(json.dumps(res, indent=1) + "\n")
     write_markdown(res, args.out.with_suffix(".md"))
     made = plot(res, args.out.with_suffix(""))
-    if args.update_manifest and "nnc" in res["codecs"]:
-        from nnc.model.weights import weights_dir
-        path = weights_dir() / "manifest.json"
-        m = json.loads(path.read_text())
-        model = m["default"]
-        m["models"][model]["kodak"] = [
-            {k: round(v, 4) for k, v in p.items() if isinstance(v, float) and k not in ("encode_s", "decode_s")}
-            for p in res["codecs"]["nnc"]["points"]]
-        path.write_text(json.dumps(m, indent=2) + "\n")
     print(args.out.with_suffix(".md").read_text())
     print("anchor check:", json.dumps(res["anchor_check"]))
     print("wrote", args.out, *made)

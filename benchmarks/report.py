@@ -1,18 +1,17 @@
-"""Markdown tables for the README from the benchmark results (rd.json, speed-*.json,
-bpp-target.json). Prints to stdout; nothing is measured here.
+"""Markdown tables for the README from the benchmark results (rd.json, coder-params.json,
+refine-params.json, coders.json, bpp-target.json, speed-*.json, large-images.json), each
+where its file exists. Prints to stdout; nothing is measured here.
 
-    python benchmarks/report.py
+    python -m benchmarks.report
 """
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import rd as rd_bench  # noqa: E402  (the BD-rate table)
+from nnc.metrics import bd_rate
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from benchmarks.common import RESULTS
+from benchmarks.rd import nnc_bd_table
 
 
 def rd_tables(rd: dict) -> list[str]:
@@ -35,7 +34,7 @@ def rd_tables(rd: dict) -> list[str]:
         for s in shares:
             out.append(f"| {s['setting']:.2f} | " + " | ".join(f"{100 * s[k]:.1f}%" for k in keys)
                        + " |")
-    out += ["", *refine_table(rd), "", *rd_bench.nnc_bd_table(rd)]
+    out += ["", *refine_table(rd), "", *nnc_bd_table(rd)]
     return out
 
 
@@ -57,6 +56,80 @@ def refine_table(rd: dict) -> list[str]:
         out.append(f"| {p['setting']:.2f} | {p['bpp']:.3f} | {p['psnr']:.2f} | "
                    f"{p['ms_ssim']:.4f} | {p['kl_bpp']:.3f} | {p['file_over_kl']:.3f} | "
                    f"{p['encode_s']:.1f} | {p['decode_s']:.2f} | {vs} |")
+    return out
+
+
+def coder_cost_table(rd: dict) -> list[str]:
+    """BD-rate (PSNR) against WebP, step by step from the model to the file ("What the coders
+    cost"). The first two rows are the amortized posterior's: its ΣKL (amortized_kl_bpp in
+    rd.json) with its mean and exact-sample decodes; the rest use the ΣKL of the posterior
+    the file codes (refined where nnc refines)."""
+    c = rd["codecs"]
+    if "webp" not in c or "nnc" not in c:
+        return []
+    w = c["webp"]["points"]
+    n = c["nnc"]["points"]
+    amortized = "amortized_kl_bpp" if "amortized_kl_bpp" in n[0] else "kl_bpp"
+
+    def vs_webp(pts, rate, quality):
+        v = bd_rate([p["bpp"] for p in w], [p["psnr"] for p in w],
+                    [p[rate] for p in pts], [p[quality] for p in pts])
+        return f"{v:+.1f}%"
+    out = ["| curve | rate | reconstruction | BD-rate vs WebP |", "|---|---|---|---|",
+           f"| theoretical | ΣKL | posterior mean | {vs_webp(n, amortized, 'mean_psnr')} |",
+           "| an ideal relative-entropy coder | ΣKL | exact posterior sample | "
+           f"{vs_webp(n, amortized, 'sample_psnr')} |",
+           "| nnc's decoded image at ideal rate | ΣKL (of the posterior coded) | nnc's decoded "
+           f"image | {vs_webp(n, 'kl_bpp', 'psnr')} |",
+           f"| nnc's files | file size | nnc's decoded image | {vs_webp(n, 'bpp', 'psnr')} |"]
+    if "nnc_refine" in c:
+        r = c["nnc_refine"]["points"]
+        out.append(f"| nnc's files, `--refine {c['nnc_refine']['refine_steps']}` | file size | "
+                   f"nnc's decoded image | {vs_webp(r, 'bpp', 'psnr')} (at ΣKL: "
+                   f"{vs_webp(r, 'kl_bpp', 'psnr')}) |")
+    if amortized == "kl_bpp":
+        out += ["", "(rd.json predates amortized_kl_bpp: the first two rows pair the refined "
+                "posterior's ΣKL with the amortized posterior's decodes.)"]
+    return out
+
+
+def variants_table(res: dict) -> list[str]:
+    """coder_params.py's output: each variant at the lowest and highest rate parameter and its
+    BD-rate (PSNR) against the reference it was measured with."""
+    qs = res["qualities"]
+    out = [f"{res['model']}, {len(res['images'])} Kodak images x {len(qs)} rates:", "",
+           f"| variant | bpp / PSNR at quality {qs[0]:g} | at quality {qs[-1]:g} | "
+           "BD-rate vs equal shards | BD-rate vs WebP |", "|---|---|---|---|---|"]
+    for name, v in res["variants"].items():
+        lo, hi = v["points"][0], v["points"][-1]
+        bd = [v.get(k) for k in ("bd_rate_vs_equal_shards", "bd_rate_vs_webp")]
+        out.append(f"| {name} | {lo['bpp']:.3f} / {lo['psnr']:.2f} | {hi['bpp']:.3f} / "
+                   f"{hi['psnr']:.2f} | " + " | ".join("" if x is None else f"{x:+.1f}%"
+                                                       for x in bd) + " |")
+    return out
+
+
+def coders_table(res: dict) -> list[str]:
+    """coders.py's per-rate rows: bits/KL and error (relative to an exact sample) per coder."""
+    rows = res["per_rate"]
+    coders = list(dict.fromkeys(r["coder"] for r in rows))
+    out = ["| KL per dim (bits) | " + " | ".join(coders) + " |",
+           "|---" * (len(coders) + 1) + "|"]
+    for kl in dict.fromkeys(r["kl_per_dim_bits"] for r in rows):
+        at = {r["coder"]: r for r in rows if r["kl_per_dim_bits"] == kl}
+        out.append(f"| {kl:g} | " + " | ".join(
+            f"{at[c]['bits_over_kl']:.2f}, {at[c]['mse_ratio']:.2f}" for c in coders) + " |")
+    return out
+
+
+def large_table(res: dict) -> list[str]:
+    out = ["| image | bpp | compress s | compress peak RSS | decompress s | "
+           "decompress peak RSS |", "|---|---|---|---|---|---|"]
+    for mp, r in sorted(res["rows"].items(), key=lambda kv: int(kv[0])):
+        c, d = r["compress"], r["decompress"]
+        out.append(f"| {r['width']}x{r['height']} ({mp} MP) | {r['bpp']:.3f} | {c['wall_s']:.1f} "
+                   f"| {c['peak_rss_mib']:,.0f} MiB | {d['wall_s']:.1f} | "
+                   f"{d['peak_rss_mib']:,.0f} MiB |")
     return out
 
 
@@ -94,20 +167,32 @@ def speed_table(sp: dict) -> list[str]:
     return out
 
 
+def load(name: str) -> dict | None:
+    f = RESULTS / name
+    return json.loads(f.read_text()) if f.exists() else None
+
+
 def main():
     lines = []
-    if (RESULTS / "rd.json").exists():
-        lines += rd_tables(json.loads((RESULTS / "rd.json").read_text())) + [""]
+    if rd := load("rd.json"):
+        lines += rd_tables(rd) + ["", *coder_cost_table(rd), ""]
+    for name in ("coder-params.json", "refine-params.json"):
+        if res := load(name):
+            lines += [f"{name}:", "", *variants_table(res), ""]
+    if res := load("coders.json"):
+        lines += coders_table(res) + [""]
     for f in sorted(RESULTS.glob("speed-*.json")):
         lines += speed_table(json.loads(f.read_text())) + [""]
-    if (RESULTS / "bpp-target.json").exists():
-        b = json.loads((RESULTS / "bpp-target.json").read_text())
+    if b := load("bpp-target.json"):
         lines += ["| --bpp target | images | within ±5% | mean abs error | max abs error | "
                   "mean s |", "|---|---|---|---|---|---|"]
         for t, s in b["summary"].items():
             lines.append(f"| {t} | {s['images']} | {s['within_5pct']} | "
                          f"{100 * s['mean_abs_rel_error']:.2f}% | "
                          f"{100 * s['max_abs_rel_error']:.2f}% | {s['mean_seconds']:.1f} |")
+        lines.append("")
+    if res := load("large-images.json"):
+        lines += large_table(res)
     print("\n".join(lines))
 
 

@@ -1,9 +1,9 @@
 """Speed and memory: nnc against the classical codecs, nnc per stage, and growth with size.
 
     pip install -e '.[bench]'
-    python benchmarks/speed.py                        # CPU (about 15 min on 2 cores)
-    python benchmarks/speed.py --device cuda          # on a GPU machine
-    python benchmarks/speed.py --skip-max-size --sizes 256 512
+    python -m benchmarks.speed                        # CPU (about 15 min on 2 cores)
+    python -m benchmarks.speed --device cuda          # on a GPU machine
+    python -m benchmarks.speed --skip-max-size --sizes 256 512 --out /tmp/speed.json
 
 Measures, on one image (kodim23 by default):
 
@@ -18,7 +18,7 @@ Measures, on one image (kodim23 by default):
 4. the largest square image that compresses within ``--max-mem-gib`` (8 GiB): a linear fit
    of peak memory against pixels predicts it, and a real run at that size checks it.
 
-Writes benchmarks/results/speed-<device>.json and speed-<device>.png.
+Writes benchmarks/results/speed-<device>.json (or ``--out``) and the PNG beside it.
 """
 from __future__ import annotations
 
@@ -37,12 +37,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import rd  # noqa: E402  (the codec table and plugin loading)
+from benchmarks.common import CLASSICAL, KODAK, RESULTS, load_plugin
 
-KODIM23 = rd.SHARED / "data" / "kodak" / "kodim23.png"
-RESULTS = HERE / "results"
+KODIM23 = KODAK / "kodim23.png"
 
 # runs in a fresh process: compress or decompress one square image, report time and memory
 CHILD = r"""
@@ -99,8 +96,8 @@ def classical_times(rgb: np.ndarray, runs: int) -> dict:
     """Each Pillow codec at the sweep setting whose file is nearest 0.75 bpp on this image."""
     out = {}
     im = Image.fromarray(rgb)
-    for name, spec in rd.CLASSICAL.items():
-        if rd.load_plugin(spec.needs):
+    for name, spec in CLASSICAL.items():
+        if load_plugin(spec.needs):
             continue
         best = None
         for s in spec.settings:
@@ -121,11 +118,12 @@ def nnc_times(rgb: np.ndarray, runs: int, device: str, image: Path) -> dict:
     from nnc import codec
     from nnc.image_io import RasterImage
     from nnc.model.weights import load_model
+    from nnc.ratecontrol import compress_to_bpp
     dev = codec.pick_device(device)
     load_model(None, dev)
     img = RasterImage(rgb, False, None)
     # quality whose file is nearest 0.75 bpp, as for the classical codecs
-    data, q = codec.compress_to_bpp(img, 0.75, device=dev)
+    data, q = compress_to_bpp(img, 0.75, device=dev)
     enc_stages, dec_stages, enc, dec = [], [], [], []
     for _ in range(runs):
         st = {}
@@ -245,10 +243,12 @@ def main():
     ap.add_argument("--max-mem-gib", type=float, default=8.0)
     ap.add_argument("--skip-max-size", action="store_true")
     ap.add_argument("--plot-only", action="store_true", help="redraw the PNG from the JSON")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="the JSON (default benchmarks/results/speed-<device>.json)")
     args = ap.parse_args()
     import torch
+    out = args.out or RESULTS / f"speed-{args.device.split(':')[0]}.json"
     if args.plot_only:
-        out = RESULTS / f"speed-{args.device.split(':')[0]}.json"
         plot(json.loads(out.read_text()), out.with_suffix(".png"))
         return
     rgb = np.asarray(Image.open(args.image).convert("RGB"))
@@ -265,8 +265,7 @@ def main():
     if not args.skip_max_size:
         print("largest size", flush=True)
         res["max_size"] = max_size(res["scaling"], args.max_mem_gib, args.device, args.image)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"speed-{args.device.split(':')[0]}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1) + "\n")
     plot(res, out.with_suffix(".png"))
     for name, c in res["codecs"].items():

@@ -1,0 +1,6 @@
+"""The benchmarks behind the README's tables and plots (not part of the nnc package).
+
+Run each from the repository root as a module, e.g. ``python -m benchmarks.rd --help``;
+``bash benchmarks/all.sh`` runs every one the README's tables come from. Shared helpers are
+in :mod:`benchmarks.common`.
+"""
