@@ -41,9 +41,12 @@ class _Synthesis(torch.nn.Module):
 
 
 def _graph_bytes(module, example, inputs, outputs, axes) -> bytes:
+    import warnings
     buf = io.BytesIO()
-    torch.onnx.export(module, example, buf, input_names=inputs, output_names=outputs,
-                      dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+    with warnings.catch_warnings():      # the TorchScript exporter's deprecation notices
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, example, buf, input_names=inputs, output_names=outputs,
+                          dynamic_axes=axes, opset_version=OPSET, dynamo=False)
     return _half_initializers(buf.getvalue())
 
 
