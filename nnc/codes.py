@@ -79,7 +79,7 @@ def model_entry(name: str) -> tuple[dict, np.ndarray]:
     m = manifest()
     entry = m["models"].get(name)
     if entry is None:
-        raise ModelError(missing_model(name, m, "this file needs model"))
+        raise ModelError(missing_model(name, m, for_file=True))
     table_file = weights_dir() / entry.get("shard_table_file", "")
     try:
         raw = table_file.read_bytes()
@@ -93,13 +93,15 @@ def model_entry(name: str) -> tuple[dict, np.ndarray]:
     return entry, np.asarray(table, dtype=np.int64)
 
 
-def missing_model(name: str, m: dict, lead: str = "") -> str:
+def missing_model(name: str, m: dict, for_file: bool = False) -> str:
     """What to say about a model that is not installed: which are, and how to get it."""
-    return (f"{lead or 'model'} {name!r} is not installed here (installed: "
-            f"{', '.join(m['models'])}; see 'nnc models'). A model trained with 'nnc train "
-            f"--export {name}' is installed by copying {name}.pt, {name}.shard-table.npy "
-            f"and its entry in manifest.json from the weights folder where it was made into "
-            f"{weights_dir()}")
+    what = (f"this file was made with model {name!r}, which is not installed here"
+            if for_file else f"model {name!r} is not installed here")
+    return (f"{what} (installed: {', '.join(m['models'])}; see 'nnc models'). A model "
+            f"trained with 'nnc train --export {name}' is installed by copying its files "
+            f"({name}.pt, {name}.shard-table.npy, {name}.prior1.onnx, "
+            f"{name}.synthesis.onnx) and its entry in manifest.json from the weights folder "
+            f"where it was made into {weights_dir()}")
 
 
 def _how_to_restore(name: str, m: dict) -> str:
