@@ -28,8 +28,8 @@ def _read_source(source, what: str, limit: int) -> bytes:
     """The bytes of a path (str or os.PathLike), a binary file object, or bytes-like data."""
     from .errors import InputError
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return bytes(source)
-    if isinstance(source, (str, os.PathLike)):
+        data = bytes(source)
+    elif isinstance(source, (str, os.PathLike)):
         try:
             with open(source, "rb") as f:
                 data = f.read(limit + 1)
@@ -57,6 +57,8 @@ def _to_raster(image):
     from .image_io import RasterImage, read_image
     from .cli import MAX_IMAGE_BYTES
     if isinstance(image, Image.Image):
+        if image.mode not in ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "I", "I;16"):
+            image = image.convert("RGB")    # CMYK, Lab, YCbCr... (PNG holds none of them)
         buf = io.BytesIO()
         image.save(buf, format="PNG")       # keeps the colour profile (image.info)
         return read_image(buf.getvalue())

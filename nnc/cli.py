@@ -301,35 +301,41 @@ def _batch(pairs: list[tuple[str, str]], one, opts: dict, desc: str,
     # decoding on the CPU (ONNX Runtime) needs no look for a GPU (and no torch)
     check_gpu = opts.get("engine", "torch") == "torch"
     jobs = min(jobs or default_jobs(opts.get("device", "auto"), check_gpu), len(pairs))
-    failed: list[int] = []
+    failed: dict[int, int] = {}          # input number -> exit code
 
-    def report(src: str, outcome) -> None:
+    def report(i: int, outcome) -> None:
         if outcome is not None:
             message, code = outcome
-            failed.append(code)
+            failed[i] = code
             click.echo(f"nnc: error: {message}", err=True)
+        if bar is not None:
+            bar.update(1)
 
     bar = _progress_bar(len(pairs), desc)
     try:
         if jobs <= 1:
-            for src, dst in pairs:
-                report(src, _attempt(one, src, dst, opts))
-                if bar is not None:
-                    bar.update(1)
+            for i, (src, dst) in enumerate(pairs):
+                report(i, _attempt(one, src, dst, opts))
         else:
-            _parallel(pairs, one, opts, jobs, report, bar)
+            _parallel(pairs, one, opts, jobs, report)
     finally:
         if bar is not None:
             bar.close()
     if failed:
         click.echo(f"nnc: {len(failed)} of {len(pairs)} inputs failed; the other "
                    f"{len(pairs) - len(failed)} were written", err=True)
-        sys.exit(failed[0])
+        sys.exit(failed[min(failed)])    # the first failing input's code, whatever the order
+
+
+_IN_WORKER = False
 
 
 def _attempt(one, src: str, dst: str, opts: dict):
     """``one``'s outcome: None when it wrote its output, else (one-line message, exit
-    code). Interrupts pass through."""
+    code). Interrupts pass through; in a worker process they end it once the job's
+    temporary file is gone (the pool would otherwise start its next queued job)."""
+    global _IN_JOB
+    _IN_JOB = True
     try:
         one(src, dst, opts)
         return None
@@ -337,54 +343,92 @@ def _attempt(one, src: str, dst: str, opts: dict):
         if DEBUG:
             raise
         return _named(e, src), e.exit_code
+    except KeyboardInterrupt as e:
+        if _IN_WORKER:
+            os._exit(EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED)
+        raise
     except Exception as e:      # a bug on one input: the batch goes on, and says so
         if DEBUG:
             raise
         return (f"{_named(e, src)} (internal error: {type(e).__name__}; rerun it alone "
                 "with --debug for details)", EXIT_INTERNAL)
+    finally:
+        _IN_JOB = False
+
+
+_IN_JOB = False
+
+
+def _on_sigterm_in_worker(signum, frame):
+    """In a job: unwind (the temporary file is removed), then _attempt ends the worker;
+    between jobs: end it at once."""
+    if _IN_JOB:
+        raise Terminated()
+    os._exit(EXIT_TERMINATED)
 
 
 def _worker_init(threads: int, debug: bool) -> None:
-    global DEBUG
-    DEBUG = debug
+    global DEBUG, _IN_WORKER
+    DEBUG, _IN_WORKER = debug, True
     os.environ["OMP_NUM_THREADS"] = str(threads)   # torch and ONNX Runtime read it
-    signal.signal(signal.SIGTERM, _on_sigterm)   # a terminated batch leaves no .part
+    signal.signal(signal.SIGTERM, _on_sigterm_in_worker)   # a terminated batch leaves no .part
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
 
 
-def _parallel(pairs, one, opts, jobs: int, report, bar) -> None:
+def _parallel(pairs, one, opts, jobs: int, report) -> None:
     """``jobs`` worker processes (spawned: torch is not fork-safe), each with its share of
-    the cores and its own model; outcomes are reported as they arrive. On Ctrl-C or SIGTERM
-    the workers are terminated (each removes its temporary file) before this returns."""
+    the cores and its own model; outcomes are reported as they arrive.
+
+    A worker that dies (killed, out of memory) breaks the pool and every job in it: those
+    inputs are tried again one at a time, each in a fresh worker, so that only an input
+    that kills its worker again is reported. On Ctrl-C or SIGTERM the workers are
+    terminated (each removes its temporary file and exits) before this returns."""
+    threads = max(1, default_jobs("cpu", False) // jobs)
+    todo = list(range(len(pairs)))
+    broken = _run_pool(pairs, todo, one, opts, jobs, threads, report)
+    for i in broken:                   # alone, in a fresh worker each
+        again = _run_pool(pairs, [i], one, opts, 1, threads, report)
+        if again:
+            name = "stdin" if pairs[i][0] == "-" else pairs[i][0]
+            report(i, (f"{name}: its worker process ended (killed, or out of memory?)",
+                       EXIT_INTERNAL))
+
+
+def _run_pool(pairs, todo, one, opts, jobs: int, threads: int, report) -> list[int]:
+    """Run inputs ``todo`` in a pool of ``jobs`` workers; returns those lost to a broken
+    pool (the others are reported)."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    threads = max(1, default_jobs("cpu", False) // jobs)
+    from concurrent.futures.process import BrokenProcessPool
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_worker_init, initargs=(threads, DEBUG))
+    lost = []
     try:
-        futures = {pool.submit(_attempt, one, src, dst, opts): src for src, dst in pairs}
+        futures = {pool.submit(_attempt, one, *pairs[i], opts): i for i in todo}
         pending = set(futures)
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for f in done:
-                src = futures[f]
+            for f in sorted(done, key=futures.get):
+                i = futures[f]
                 try:
                     outcome = f.result()
-                except Exception as e:     # the worker died (killed, out of memory)
-                    outcome = (f"{_named(e, src)} (a worker process ended: "
+                except BrokenProcessPool:
+                    lost.append(i)
+                    continue
+                except Exception as e:
+                    outcome = (f"{_named(e, pairs[i][0])} (in a worker process: "
                                f"{type(e).__name__})", EXIT_INTERNAL)
-                report(src, outcome)
-                if bar is not None:
-                    bar.update(1)
+                report(i, outcome)
     except BaseException:
         for p in list(getattr(pool, "_processes", {}).values()):
             try:
-                p.terminate()          # SIGTERM: each worker cleans up its .part file
+                p.terminate()          # SIGTERM: each worker removes its .part and exits
             except Exception:
                 pass
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
+    return sorted(lost)
 
 
 def _progress_bar(total: int, desc: str):
@@ -543,7 +587,8 @@ def _compress_one(src: str, dst: str, o: dict) -> None:
               show_default=True, help="Refuse files that declare more pixels than this.")
 @click.option("--engine", type=click.Choice(["auto", "onnx", "torch"]), default="auto",
               show_default=True, help="Run the networks on ONNX Runtime (no torch: fast "
-              "start) or torch; auto: ONNX Runtime on the CPU, torch with --device cuda.")
+              "start) or torch; auto: ONNX Runtime on the CPU (torch for images over 16 MP, "
+              "when installed), torch with --device cuda.")
 @_device
 @_force
 @_jobs

@@ -171,11 +171,15 @@ def write_icc(profile: bytes) -> bytes:
 def read_icc(section: bytes | None) -> bytes | None:
     if section is None:
         return None
+    d = zlib.decompressobj()
     try:   # never inflate more than the format allows
-        raw = zlib.decompressobj().decompress(section, MAX_ICC_BYTES + 1)
+        raw = d.decompress(section, MAX_ICC_BYTES + 1)
     except zlib.error:
         raise FormatError("corrupt .nnc file: the colour profile (iCCP) does not "
                           "decompress") from None
     if len(raw) > MAX_ICC_BYTES:
         raise FormatError("corrupt .nnc file: the colour profile (iCCP) is over 16 MiB")
-    return raw or None
+    if not d.eof or d.unused_data or not raw:     # spec §6b: one whole stream, no more
+        raise FormatError("corrupt .nnc file: the colour profile (iCCP) is cut off, empty "
+                          "or followed by other bytes")
+    return raw

@@ -7,7 +7,8 @@ decoders, and the model's two decoding networks on ONNX Runtime (CPU).
 The integers are the file's, whatever the engine; the floats differ from torch's by
 rounding only (erfinv's last bits, the engines' summation orders), which perturbs pixels by
 a few hundredths of a dB at most (tests/test_decoder.py). ``nnc decompress`` uses this path
-on the CPU; ``--engine torch`` (or ``--device cuda``) uses nnc/codec.py.
+on the CPU (up to 16 MP when torch is installed: see ONNX_MAX_PIXELS); ``--engine torch``
+(or ``--device cuda``) uses nnc/codec.py.
 """
 from __future__ import annotations
 
@@ -32,14 +33,25 @@ ONNX_MAX_PIXELS = 16_000_000
 def available(model_name: str) -> bool:
     """Whether this model can be decoded here without torch (onnxruntime installed, and
     the model's graphs shipped)."""
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
+    import importlib.util
+    if importlib.util.find_spec("onnxruntime") is None:
         return False
-    return "onnx" in manifest()["models"].get(model_name, {})
+    graphs = manifest()["models"].get(model_name, {}).get("onnx", {})
+    return bool(graphs) and all((weights_dir() / g["file"]).is_file() for g in graphs.values())
+
+
+def _torch_installed() -> bool:
+    import importlib.util
+    return importlib.util.find_spec("torch") is not None
 
 
 def _threads() -> int:
+    """OMP_NUM_THREADS's first number when set (OpenMP allows "4,2"), else the usable
+    cores."""
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "").split(",")[0]))
+    except ValueError:
+        pass
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:
@@ -55,7 +67,7 @@ def sessions(model_name: str):
         raise ModelError(f"model {model_name!r} has no ONNX graphs; decode with "
                          "--engine torch")
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = int(os.environ.get("OMP_NUM_THREADS", 0)) or _threads()
+    opts.intra_op_num_threads = _threads()
     opts.log_severity_level = 3
     out = []
     for part in ("prior1", "synthesis"):
@@ -128,12 +140,13 @@ def decompress_codes(codes: FileCodes, timings: dict | None = None) -> RasterIma
 def decompress(codes: FileCodes, device: str | None = None, engine: str = "auto",
                timings: dict | None = None) -> RasterImage:
     """Decode with ONNX Runtime (``engine`` "onnx", or "auto" on the CPU when the model has
-    graphs and the image is at most ONNX_MAX_PIXELS) or torch (``engine`` "torch", a CUDA
-    ``device``, or a larger image)."""
+    graphs and the image is at most ONNX_MAX_PIXELS or torch is not installed) or torch
+    (``engine`` "torch", a CUDA ``device``, or a larger image)."""
     hd = codes.header
-    use_onnx = engine == "onnx" or (engine == "auto" and (device or "auto") in ("auto", "cpu")
-                                    and hd.width * hd.height <= ONNX_MAX_PIXELS
-                                    and available(hd.model_name))
+    use_onnx = engine == "onnx" or (
+        engine == "auto" and (device or "auto") in ("auto", "cpu")
+        and available(hd.model_name)
+        and (hd.width * hd.height <= ONNX_MAX_PIXELS or not _torch_installed()))
     if use_onnx:
         return decompress_codes(codes, timings)
     from . import codec

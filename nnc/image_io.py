@@ -76,6 +76,8 @@ def read_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> RasterImage
     if icc is not None and len(icc) > MAX_ICC_BYTES:
         icc = None               # not a profile anyone uses; the pixels matter more
     gray = im.mode in ("L", "LA")
+    if icc is not None and icc[16:20] != (b"GRAY" if gray else b"RGB "):
+        icc = None               # a CMYK, Lab, YCbCr... profile: not of the coded pixels
     alpha = None
     if im.mode in ("LA", "RGBA"):
         alpha = np.asarray(im.getchannel("A"), dtype=np.uint8).copy()

@@ -3,12 +3,13 @@
 Registered when ``nnc`` is imported (Pillow finds plugins only by import: it has no
 entry-point discovery). Opening reads and checks the container and the header, as Pillow's
 own plugins do; the pixels are decoded on ``load()`` (or on first use), with the model the
-file names. Saving takes nnc's options as keyword arguments::
+file names, on ONNX Runtime (nnc/decoder.py: no torch on the CPU). Saving takes nnc's
+options as keyword arguments::
 
     from PIL import Image
     import nnc
     im = Image.open("x.nnc")                 # size and mode known, nothing decoded yet
-    im.load()                                # decoded (torch, the file's model)
+    im.load()                                # decoded (the file's model)
     im.save("y.nnc", quality=0.3)            # or bpp=0.5, seed=, model=, refine=, device=
 """
 from __future__ import annotations

@@ -495,12 +495,15 @@ def decode(data: bytes, weights_dir, max_pixels: int = 100_000_000) -> Codes:
             raise Refused("the alpha plane has the wrong size")
         alpha = np.frombuffer(raw, dtype=np.uint8).reshape(h.height, h.width)
     if "iCCP" in secs:                            # §6b (checked, not returned)
+        d = zlib.decompressobj()
         try:
-            raw = zlib.decompressobj().decompress(secs["iCCP"], MAX_ICC + 1)
+            raw = d.decompress(secs["iCCP"], MAX_ICC + 1)
         except zlib.error:
             raise Refused("the colour profile does not inflate") from None
         if len(raw) > MAX_ICC:
             raise Refused("the colour profile is too large")
+        if not d.eof or d.unused_data or not raw:
+            raise Refused("the colour profile is not one whole, non-empty zlib stream")
     i64 = lambda v: np.asarray(v, dtype=np.int64)          # noqa: E731
     return Codes(version, h, side2, side1, (g, h2, w2), (m, h1, w1), i64(pos2), i64(vals2),
                  i64(sizes), i64(idx2), i64(pos1), i64(vals1), live, shards, idx1, alpha)

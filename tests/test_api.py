@@ -127,7 +127,30 @@ def test_a_bad_profile_section_is_refused():
     bomb = zlib.compress(b"\0" * ((16 << 20) + 1), 9)      # 16 KiB inflating past 16 MiB
     with pytest.raises(FormatError, match="over 16 MiB"):
         nnc.decompress(_with_iccp(data, bomb))
-    assert nnc.decompress(_with_iccp(data, zlib.compress(SRGB))).info["icc_profile"] == SRGB
+    whole = zlib.compress(SRGB)
+    for bad in (b"", whole[:-4], whole[:10], whole + b"junk", zlib.compress(b"")):
+        with pytest.raises(FormatError, match="iCCP"):         # cut off, trailing, empty
+            nnc.decompress(_with_iccp(data, bad))
+    assert nnc.decompress(_with_iccp(data, whole)).info["icc_profile"] == SRGB
+
+
+def test_a_profile_of_other_pixels_is_dropped():
+    """A CMYK photo's profile does not describe the RGB pixels nnc codes (spec §6b)."""
+    im = Image.fromarray(smooth_image(24, 24)).convert("CMYK")
+    prof = bytearray(SRGB)                  # a profile whose header says CMYK
+    prof[16:20] = b"CMYK"
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", icc_profile=bytes(prof))
+    assert "icc_profile" not in nnc.decompress(nnc.compress(buf.getvalue(), quality=0.3)).info
+    assert nnc.compress(im, quality=0.3)[:8] == container.MAGIC      # a CMYK PIL image too
+
+
+def test_omp_num_threads_in_openmp_list_form(monkeypatch, tmp_path):
+    from nnc import decoder
+    monkeypatch.setenv("OMP_NUM_THREADS", "2,1")
+    assert decoder._threads() == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "")
+    assert decoder._threads() >= 1
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")

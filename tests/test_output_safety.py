@@ -7,6 +7,7 @@ import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -261,3 +262,28 @@ def test_jobs_give_the_same_files_as_one_process(tmp_path):
     assert sorted(runs["2"]) == ["im0.nnc", "im2.nnc", "im3.nnc"]
     assert runs["1"] == runs["2"]
     assert not list(tmp_path.rglob("*.part"))
+
+
+def test_a_killed_worker_costs_only_its_own_input(tmp_path):
+    """A worker killed outright (an OOM kill) breaks the pool; the other inputs are tried
+    again, and only the one that kills its worker again is reported."""
+    code = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+import batch_jobs
+from nnc import cli
+if __name__ == "__main__":
+    names = ["a", "b", "die", "c", "d", "e"]
+    pairs = [(n, {str(tmp_path)!r} + "/" + n) for n in names]
+    cli._batch(pairs, batch_jobs.write_or_die, {{}}, "x", jobs=2)
+"""
+    script = tmp_path / "drive.py"
+    script.write_text(code)
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 1, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert lines == ["nnc: error: die: its worker process ended (killed, or out of memory?)",
+                     "nnc: 1 of 6 inputs failed; the other 5 were written"], lines
+    assert sorted(p.name for p in tmp_path.iterdir() if len(p.name) == 1) == \
+        ["a", "b", "c", "d", "e"]

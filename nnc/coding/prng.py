@@ -88,7 +88,7 @@ def gaussians(seed: int, stream, block, candidates, dims: int, device="cpu") -> 
     return words_to_gaussian(candidate_words(keys, cand, dims))
 
 
-# --- the same numbers in numpy (the torch-free decoder, nnc/onnx_decoder.py) ---------------
+# --- the same numbers in numpy (the torch-free decoder, nnc/decoder.py) --------------------
 # Integers are exact (uint32 arithmetic wraps); the Gaussians use erfinv_np, within a few
 # float32 ulps of torch's erfinv, which only perturbs the regenerated latents.
 

@@ -127,36 +127,46 @@ def install(checkpoint: Path, name: str, table_images: list, info: dict | None =
         t_image = max(t_image, time.monotonic() - t)
         if progress is not None:
             progress(used, len(table_images))
-    config, digest = export(checkpoint, out_file, table)
-    # the decoder's networks as ONNX graphs (the torch-free decoder), from the weights as
-    # the file stores them (float16)
-    from .onnx_export import export as export_onnx
-    model.load_state_dict({k: (v.half().float() if v.is_floating_point() else v)
-                           for k, v in state["model"].items()})
-    onnx_files = export_onnx(model.eval(), directory, name)
-    # the table also as a numpy file: the decoder's integers are read without torch
-    # (nnc/codes.py), and the file's sha256 is in the manifest
-    buf = io.BytesIO()
-    np.save(buf, np.asarray(table, dtype=np.int64), allow_pickle=False)
-    table_file = directory / f"{name}.shard-table.npy"
-    table_file.write_bytes(buf.getvalue())
-    path = directory / "manifest.json"
-    m = json.loads(path.read_text()) if path.exists() else {"models": {}}
-    entry = {"file": out_file.name, "sha256": digest,
-             "arch": state.get("arch", DEFAULT_ARCH), "config": config,
-             "architecture": "two-level PLN (thesis §3.2.2): GDN analysis/IGDN synthesis, "
-                             "4 stride-2 convs each, level-2 transforms 2 stride-2 convs, "
-                             "per-channel rate gains interpolated over quality in [0, 1]",
-             "steps": int(state["step"]), "train_wall_s": round(float(state["wall_s"]), 1),
-             "train_device": state.get("device", "cpu"),
-             "bytes": out_file.stat().st_size, "shard_table_file": table_file.name,
-             "shard_table_sha256": hashlib.sha256(buf.getvalue()).hexdigest(),
-             "shard_table_from": f"{used} training images x 5 rates", "onnx": onnx_files,
-             **(info or {})}
-    m["models"][name] = entry
-    if make_default or "default" not in m:
-        m["default"] = name
-    path.write_text(json.dumps(m, indent=2) + "\n")
+    written = [out_file, directory / f"{name}.shard-table.npy",
+               *(directory / f"{name}.{part}.onnx" for part in ("prior1", "synthesis"))]
+    try:     # all or nothing: a failed install must not leave files that block its name
+        config, digest = export(checkpoint, out_file, table)
+        # the decoder's networks as ONNX graphs (the torch-free decoder), from the weights as
+        # the file stores them (float16)
+        from .onnx_export import export as export_onnx
+        model.load_state_dict({k: (v.half().float() if v.is_floating_point() else v)
+                               for k, v in state["model"].items()})
+        onnx_files = export_onnx(model.eval(), directory, name)
+        # the table also as a numpy file: the decoder's integers are read without torch
+        # (nnc/codes.py), and the file's sha256 is in the manifest
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(table, dtype=np.int64), allow_pickle=False)
+        table_file = directory / f"{name}.shard-table.npy"
+        table_file.write_bytes(buf.getvalue())
+        path = directory / "manifest.json"
+        m = json.loads(path.read_text()) if path.exists() else {"models": {}}
+        entry = {"file": out_file.name, "sha256": digest,
+                 "arch": state.get("arch", DEFAULT_ARCH), "config": config,
+                 "architecture": "two-level PLN (thesis §3.2.2): GDN analysis/IGDN synthesis, "
+                                 "4 stride-2 convs each, level-2 transforms 2 stride-2 convs, "
+                                 "per-channel rate gains interpolated over quality in [0, 1]",
+                 "steps": int(state["step"]), "train_wall_s": round(float(state["wall_s"]), 1),
+                 "train_device": state.get("device", "cpu"),
+                 "bytes": out_file.stat().st_size, "shard_table_file": table_file.name,
+                 "shard_table_sha256": hashlib.sha256(buf.getvalue()).hexdigest(),
+                 "shard_table_from": f"{used} training images x 5 rates", "onnx": onnx_files,
+                 **(info or {})}
+        m["models"][name] = entry
+        if make_default or "default" not in m:
+            m["default"] = name
+        path.write_text(json.dumps(m, indent=2) + "\n")
+    except BaseException:
+        for f in written:
+            try:
+                f.unlink()
+            except OSError:
+                pass
+        raise
     load_model.cache_clear()
     from ..codes import model_entry
     model_entry.cache_clear()

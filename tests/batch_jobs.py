@@ -1,0 +1,14 @@
+"""Stand-ins for a batch's per-input work, importable by spawned worker processes
+(tests/test_output_safety.py)."""
+import os
+import signal
+import time
+
+
+def write_or_die(src, dst, opts):
+    """Kills its own worker for input "die"; otherwise writes ``dst`` after a moment."""
+    if src == "die":
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(0.2)
+    with open(dst, "w") as f:
+        f.write(src)
