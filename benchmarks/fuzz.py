@@ -5,7 +5,8 @@
 
 (from the repository root, which makes tests/mutate.py importable). Each case mutates a
 valid file (tests/mutate.py: raw damage, or payload damage with valid CRCs) and decodes it
-in-process under a per-case time limit. Outcomes: decoded, refused (an NNCError, i.e. a
+in-process under a per-case time limit, alternately on ONNX Runtime (nnc/decoder.py, the
+default) and on torch. Outcomes: decoded, refused (an NNCError, i.e. a
 one-line message), crash (any other exception), hang (time limit). Every 50th case also
 goes through the CLI (`nnc decompress`) to check exit codes and that a failure leaves no
 output and no temporary file. Writes benchmarks/results/fuzz.json (or ``--out``).
@@ -26,7 +27,9 @@ from pathlib import Path
 import torch
 from click.testing import CliRunner
 
-from nnc import codec
+from nnc import codec, decoder
+from nnc.codes import read_codes
+from nnc.image_io import DEFAULT_MAX_PIXELS
 from nnc.cli import main as cli_main
 from nnc.errors import NNCError
 from nnc.image_io import read_image
@@ -94,7 +97,11 @@ def main():
             t = time.perf_counter()
             signal.alarm(args.timeout)
             try:
-                codec.decompress(data, device="cpu")
+                codes = read_codes(data, DEFAULT_MAX_PIXELS)
+                if n % 2:       # both engines: ONNX Runtime (the default) and torch
+                    decoder.decompress_codes(codes)
+                else:
+                    codec.decompress_codes(codes, device="cpu")
                 counts["decoded"] += 1
             except Hang:
                 counts["hang"] += 1
