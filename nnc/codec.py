@@ -22,6 +22,7 @@ import torch
 
 from . import container
 from .codes import FileCodes, latent_shapes, read_codes, write_alpha, write_icc
+from .decoder import to_gray
 from .coding import greedy as coder1, importance as coder2
 from .coding.greedy import kl_bits_standardized
 from .errors import DeviceError, ModelError
@@ -206,9 +207,7 @@ def decompress_codes(codes: FileCodes, device: str | None = None, timings: dict 
     rgb = tiling.decode_uint8(model, z1, q, hd.height, hd.width)
     mark("network")
     if hd.channels == 1:
-        gray = np.round(rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114],
-                                                           dtype=np.float32))
-        rgb = np.repeat(np.clip(gray, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+        rgb = to_gray(rgb)
     return RasterImage(rgb=rgb, gray=hd.channels == 1, alpha=codes.alpha, icc=codes.icc)
 
 

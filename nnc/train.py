@@ -245,33 +245,9 @@ def run_config(out: Path, resume: bool, init: Path | None, cfg=None):
 def elbo_pass(model, x, quality, e2, e1):
     """``PLN.forward`` with its two standard-normal draws passed in (``e2`` for z2, ``e1``
     for z1): the processes of a distributed run each draw the whole batch's noise and take
-    their own images' share, the numbers one process would use (tests/test_train.py checks
-    that this is PLN.forward). Returns x_hat and the KLs (nats, per image)."""
-    import torch
-    from .model.pln import gaussian_kl_nats
-    x_stats, (mu2, s2) = model.encode(x, quality)
-    z2 = mu2 + s2 * e2
-    (mu_p, s_p), (mu1, s1) = model.level1(x_stats, z2, quality)
-    z1 = mu1 + s1 * e1
-    x_hat = model.decode(z1, quality)
-    kl2 = gaussian_kl_nats(mu2, s2, torch.zeros_like(mu2), torch.ones_like(s2))
-    kl1 = gaussian_kl_nats(mu1, s1, mu_p, s_p)
-    return x_hat, kl1.flatten(1).sum(1), kl2.flatten(1).sum(1)
-
-
-def _pass_module(model):
-    """``elbo_pass`` as a module (what DistributedDataParallel and torch.compile wrap)."""
-    import torch
-
-    class ELBOPass(torch.nn.Module):
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
-
-        def forward(self, x, quality, e2, e1):
-            return elbo_pass(self.model, x, quality, e2, e1)
-
-    return ELBOPass(model)
+    their own images' share, the numbers one process would use. Returns x_hat and the KLs
+    (nats, per image)."""
+    return model(x, quality, e2, e1)
 
 
 def _clock(seconds: float) -> str:
@@ -402,7 +378,7 @@ def _train(group, data, out, steps, batch, crop, lr, warmup, resume, cfg, log_ev
     shape1, shape2 = tuple(mu_x.shape[1:]), tuple(mu2.shape[1:])
     torch.manual_seed(seed + step)      # a resumed run does not replay its first draws
     sample = batch_sampler(images, crop, device, seed + step)
-    net = _pass_module(model)
+    net = model              # its forward takes the noise (e2, e1) that every rank shares
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
         net = DistributedDataParallel(net, device_ids=[torch.device(device).index]

@@ -222,15 +222,20 @@ def test_a_glob_never_overwrites_a_photo(runner, tmp_path):
     assert r.exit_code == 0 and (tmp_path / "o.png").exists()
 
 
+def _inputs_one_broken(folder, n: int, broken: int) -> list[str]:
+    """n small PNGs im0.png ... in ``folder``, im{broken}.png not an image."""
+    ins = []
+    for i in range(n):
+        p = folder / f"im{i}.png"
+        p.write_bytes(b"not a png" if i == broken else png_bytes(smooth_image(16, 24, seed=i)))
+        ins.append(str(p))
+    return ins
+
+
 def test_a_batch_goes_on_past_a_broken_input(runner, tmp_path):
     """Every input is tried, each failure is one line, a summary follows, the exit code is
     non-zero, and -o makes its folder (issue 16, point 3)."""
-    ins = []
-    for i in range(5):
-        p = tmp_path / f"im{i}.png"
-        p.write_bytes(png_bytes(smooth_image(16, 24, seed=i)))
-        ins.append(str(p))
-    (tmp_path / "im2.png").write_bytes(b"not a png")
+    ins = _inputs_one_broken(tmp_path, 5, broken=2)
     out = tmp_path / "new" / "out"
     r = runner.invoke(main, ["compress", "--refine", "0", *ins, "-o", str(out)])
     assert r.exit_code == 3
@@ -242,12 +247,7 @@ def test_a_batch_goes_on_past_a_broken_input(runner, tmp_path):
 
 def test_jobs_give_the_same_files_as_one_process(tmp_path):
     """-j 2: worker processes, the same files as -j 1, every failure one line (issue 16)."""
-    ins = []
-    for i in range(4):
-        p = tmp_path / f"im{i}.png"
-        p.write_bytes(png_bytes(smooth_image(16, 24, seed=i)))
-        ins.append(str(p))
-    (tmp_path / "im1.png").write_bytes(b"not a png")
+    ins = _inputs_one_broken(tmp_path, 4, broken=1)
     runs = {}
     for jobs in ("1", "2"):
         out = tmp_path / f"j{jobs}"

@@ -239,10 +239,6 @@ def _rd_encode_blocks(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tenso
 
 # --- the coder's format, settings and code -------------------------------------------------
 
-def _f32(v: float) -> float:
-    return float(np.float32(v))
-
-
 @dataclass(frozen=True)
 class Level1Format:
     """The header fields of this level (spec §2); floats as the file stores them (f32)."""
@@ -253,9 +249,9 @@ class Level1Format:
     shard_decay: float = 0.5       # coarse to fine; refit per model (benchmarks/coder_params.py)
     outlier_kl_bits: float = 16.0  # dims above this KL are sent as 16-bit values (informative)
 
-    def __post_init__(self):
-        object.__setattr__(self, "shard_decay", _f32(self.shard_decay))
-        object.__setattr__(self, "outlier_kl_bits", _f32(self.outlier_kl_bits))
+    def __post_init__(self):          # as the header stores them: float32
+        for name in ("shard_decay", "outlier_kl_bits"):
+            object.__setattr__(self, name, float(np.float32(getattr(self, name))))
 
     @property
     def block_dims(self) -> int:

@@ -39,10 +39,6 @@ SECTIONS = {"Z2SA": 0, "Z2SI": 0, "Z2IX": 1}   # tag: rank in the file (spec §1
                                                # ranks are alternatives
 
 
-def _f32(v: float) -> float:
-    return float(np.float32(v))
-
-
 @dataclass(frozen=True)
 class Level2Format:
     """The header fields of this level (spec §2); floats as the file stores them (f32)."""
@@ -51,9 +47,9 @@ class Level2Format:
     group_kl_bits: float = 11.0      # encoder settings, recorded for reproducibility
     outlier_kl_bits: float = 11.0
 
-    def __post_init__(self):
-        object.__setattr__(self, "group_kl_bits", _f32(self.group_kl_bits))
-        object.__setattr__(self, "outlier_kl_bits", _f32(self.outlier_kl_bits))
+    def __post_init__(self):          # as the header stores them: float32
+        for name in ("group_kl_bits", "outlier_kl_bits"):
+            object.__setattr__(self, name, float(np.float32(getattr(self, name))))
 
     @classmethod
     def from_header(cls, hd) -> "Level2Format":

@@ -22,22 +22,15 @@ OPSET = 17
 PARTS = ("prior1", "synthesis")
 
 
-class _Prior1(torch.nn.Module):
-    def __init__(self, net):
+class _Method(torch.nn.Module):
+    """One of the network's methods as a module's forward (what the exporter traces)."""
+
+    def __init__(self, net, method: str):
         super().__init__()
-        self.net = net
+        self.net, self.method = net, method
 
-    def forward(self, z2, quality):
-        return self.net.prior1(z2, quality)
-
-
-class _Synthesis(torch.nn.Module):
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def forward(self, z1, quality):
-        return self.net.decode(z1, quality)
+    def forward(self, latent, quality):
+        return getattr(self.net, self.method)(latent, quality)
 
 
 def _graph_bytes(module, example, inputs, outputs, axes) -> bytes:
@@ -82,10 +75,10 @@ def export(net, directory: Path, name: str) -> dict:
     cfg = net.cfg
     q = torch.tensor([0.5])
     specs = {
-        "prior1": (_Prior1(net), (torch.zeros(1, cfg.g, 2, 3), q), ["z2", "quality"],
+        "prior1": (_Method(net, "prior1"), (torch.zeros(1, cfg.g, 2, 3), q), ["z2", "quality"],
                    ["mu_p", "sigma_p"], {"z2": {2: "h2", 3: "w2"}, "mu_p": {2: "h1", 3: "w1"},
                                          "sigma_p": {2: "h1", 3: "w1"}}),
-        "synthesis": (_Synthesis(net), (torch.zeros(1, cfg.m, 8, 12), q), ["z1", "quality"],
+        "synthesis": (_Method(net, "decode"), (torch.zeros(1, cfg.m, 8, 12), q), ["z1", "quality"],
                       ["x"], {"z1": {2: "h1", 3: "w1"}, "x": {2: "h", 3: "w"}}),
     }
     out = {}

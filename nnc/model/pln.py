@@ -152,12 +152,15 @@ class PLN(nn.Module):
     def decode(self, z1: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
         return self.g_s(z1, quality) + 0.5
 
-    def forward(self, x: torch.Tensor, quality: torch.Tensor):
-        """Training pass: reparametrized samples, returns x_hat and KLs (nats, per image)."""
+    def forward(self, x: torch.Tensor, quality: torch.Tensor,
+                e2: torch.Tensor | None = None, e1: torch.Tensor | None = None):
+        """Training pass: reparametrized samples, returns x_hat and KLs (nats, per image).
+        ``e2``, ``e1``: the standard-normal draws for z2 and z1 (default: drawn here; the
+        processes of a distributed run pass their share of the whole batch's, nnc/train.py)."""
         x_stats, (mu2, s2) = self.encode(x, quality)
-        z2 = mu2 + s2 * torch.randn_like(mu2)
+        z2 = mu2 + s2 * (torch.randn_like(mu2) if e2 is None else e2)
         (mu_p, s_p), (mu1, s1) = self.level1(x_stats, z2, quality)
-        z1 = mu1 + s1 * torch.randn_like(mu1)
+        z1 = mu1 + s1 * (torch.randn_like(mu1) if e1 is None else e1)
         x_hat = self.decode(z1, quality)
         kl2 = gaussian_kl_nats(mu2, s2, torch.zeros_like(mu2), torch.ones_like(s2))
         kl1 = gaussian_kl_nats(mu1, s1, mu_p, s_p)
