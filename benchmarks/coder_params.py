@@ -60,7 +60,7 @@ THESIS = {
     "l1_block_w": 4, "l1_block_h": 2, "l1_shard_bits": 8, "l1_max_shards": 15,
     "l1_shard_decay": 1.0, "l1_outlier_kl_bits": 16.0,
     "l1_rate_scale": 1.0, "l1_first_shard_kl": 4.0, "l1_beam": 1, "l1_lookahead": False,
-    "l1_rd_kappa": 0.0,
+    "l1_rd_kappa": 0.0, "l1_target": "posterior", "l1_rd_offsets": (-1, 0, 1),
     "l2_index_bits": 12, "l2_max_group": 1024, "l2_group_kl_bits": 11.0,
     "l2_outlier_kl_bits": 11.0,
     "l2_sharpen": 1.0,
@@ -128,6 +128,16 @@ VARIANTS = {
     "refine1-step0.5": _refine(1, 1),
     "refine2-beam8": {**_refine(2, 2), "l1_beam": 8},
     "refine-l2x1-l1x2": _refine(2, 1),
+    # coding level 1 against the likelihood the posterior implies, not the posterior
+    # (2026-11-30, issue 13; encoder only)
+    "lik": {**CODER_2026_11_22, "l1_target": "likelihood"},
+    "lik-kappa1.5": {**CODER_2026_11_22, "l1_target": "likelihood", "l1_rd_kappa": 1.5},
+    "lik-kappa0.7": {**CODER_2026_11_22, "l1_target": "likelihood", "l1_rd_kappa": 0.7},
+    "lik-off2": {**CODER_2026_11_22, "l1_target": "likelihood", "l1_rd_offsets": (-1, 0, 1, 2)},
+    "lik+refine1": {**_refine(1, 1), "l1_target": "likelihood"},
+    "lik-decay0.6": {**CODER_2026_11_22, "l1_target": "likelihood", "l1_shard_decay": 0.6},
+    "lik-decay0.4": {**CODER_2026_11_22, "l1_target": "likelihood", "l1_shard_decay": 0.4},
+    "lik-beam32": {**CODER_2026_11_22, "l1_target": "likelihood", "l1_beam": 32},
 }
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from nnc.coding.greedy import greedy_encode, kl_bits_standardized, shard_counts
+from nnc.coding.greedy import greedy_encode, kl_bits_standardized, likelihood_of, shard_counts
 from nnc.coding.importance import importance_encode
 
 from benchmarks.common import RESULTS
@@ -39,6 +39,16 @@ def mse_ratio(sample, mean, std, seed):
     g = torch.Generator().manual_seed(seed + 99)
     exact = mean + std * torch.randn(mean.shape, generator=g)
     return (((sample - mean) ** 2).sum() / ((exact - mean) ** 2).sum()).item()
+
+
+def nll_ratio(sample, mean, std, seed):
+    """The distortion the model predicts for the coded sample, 0.5 lam (z - c)^2 summed
+    over the likelihood N(c, 1/lam) the posterior implies (greedy.likelihood_of), relative
+    to an exact posterior sample's (< 1: the sample decodes better than an exact one)."""
+    g = torch.Generator().manual_seed(seed + 99)
+    exact = mean + std * torch.randn(mean.shape, generator=g)
+    c, s = likelihood_of(mean, std)
+    return (((sample - c) / s).square().sum() / ((exact - c) / s).square().sum()).item()
 
 
 def greedy_rows(n=16384):
@@ -108,7 +118,9 @@ def per_rate_rows(n=16384):
     out: bits / KL and squared error relative to an exact posterior sample.
 
     greedy: the shipped level-1 setting (8-dim blocks, 8-bit shards, decay 0.5, beam 16,
-    lookahead; shards = round(KL / 8)). importance: the level-2 coder (12-bit indices,
+    lookahead; shards = round(KL / 8)), searching for the posterior (before 2026-11-30) or
+    for the likelihood (shipped). nll_ratio: the distortion the model predicts, relative to
+    an exact sample's (:func:`nll_ratio`). importance: the level-2 coder (12-bit indices,
     11-bit groups of at most 64 dims). dithered: the step matched to each dimension's
     posterior (delta = sqrt(12) std, an oracle: the decoder would need the step), and one
     step per 8-dim block from the half-octave grid 2^(1.5 - j/2) chosen for the block's
@@ -120,24 +132,36 @@ def per_rate_rows(n=16384):
         m, s = mean.reshape(-1, 8), std.reshape(-1, 8)
         shards = shard_counts(kl_bits_standardized(m, s).sum(1), 8, 63)
         _, sample = greedy_encode(m, s, shards, seed=0, bits=8, decay=0.5, beam=16)
-        rows.append({"coder": "greedy", "kl_per_dim_bits": kl_dim,
+        rows.append({"coder": "greedy, posterior target (before 2026-11-30)",
+                     "kl_per_dim_bits": kl_dim,
                      "bits_over_kl": shards.sum().item() * 8 / kl.sum().item(),
-                     "mse_ratio": mse_ratio(sample.flatten(), mean, std, 3)})
+                     "mse_ratio": mse_ratio(sample.flatten(), mean, std, 3),
+                     "nll_ratio": nll_ratio(sample.flatten(), mean, std, 3)})
+        c, cs = likelihood_of(m, s)
+        _, sample = greedy_encode(c, cs, shards, seed=0, bits=8, decay=0.5, beam=16)
+        rows.append({"coder": "greedy, likelihood target (shipped level 1)",
+                     "kl_per_dim_bits": kl_dim,
+                     "bits_over_kl": shards.sum().item() * 8 / kl.sum().item(),
+                     "mse_ratio": mse_ratio(sample.flatten(), mean, std, 3),
+                     "nll_ratio": nll_ratio(sample.flatten(), mean, std, 3)})
         code, sample = importance_encode(mean, std, 0, 12, 11.0, 64, outlier_kl_bits=11.0)
         bits = len(code.indices) * 12 + 32 * len(code.outlier_positions)
         rows.append({"coder": "importance", "kl_per_dim_bits": kl_dim,
                      "bits_over_kl": bits / kl.sum().item(),
-                     "mse_ratio": mse_ratio(sample, mean, std, 3)})
+                     "mse_ratio": mse_ratio(sample, mean, std, 3),
+                     "nll_ratio": nll_ratio(sample, mean, std, 3)})
         sample, b = dithered_sample(mean, std, math.sqrt(12) * std, 3)
         rows.append({"coder": "dithered, matched step per dim (oracle)",
                      "kl_per_dim_bits": kl_dim, "bits_over_kl": b.sum().item() / kl.sum().item(),
-                     "mse_ratio": mse_ratio(sample, mean, std, 3)})
+                     "mse_ratio": mse_ratio(sample, mean, std, 3),
+                     "nll_ratio": nll_ratio(sample, mean, std, 3)})
         j = torch.round(2 * (1.5 - torch.log2(math.sqrt(12) * s.mean(1)))).clamp(0, 30)
         delta = (2.0 ** (1.5 - j / 2))[:, None].expand_as(s).flatten()
         sample, b = dithered_sample(mean, std, delta, 3)
         rows.append({"coder": "dithered, half-octave step per 8-dim block",
                      "kl_per_dim_bits": kl_dim, "bits_over_kl": b.sum().item() / kl.sum().item(),
-                     "mse_ratio": mse_ratio(sample, mean, std, 3)})
+                     "mse_ratio": mse_ratio(sample, mean, std, 3),
+                     "nll_ratio": nll_ratio(sample, mean, std, 3)})
     return rows
 
 
@@ -156,7 +180,8 @@ def main():
         args.out.write_text(json.dumps(res, indent=1) + "\n")
         for r in res["per_rate"]:
             print(f"{r['coder']:45s} KL/dim={r['kl_per_dim_bits']:<4} "
-                  f"bits/KL={r['bits_over_kl']:.3f} mse_ratio={r['mse_ratio']:.3f}")
+                  f"bits/KL={r['bits_over_kl']:.3f} mse_ratio={r['mse_ratio']:.3f} "
+                  f"nll_ratio={r['nll_ratio']:.3f}")
         return
     res = {"machine": f"{platform.machine()}, {torch.get_num_threads()} threads, CPU",
            "note": "bits exclude side information (group sizes, shard counts), which the "

@@ -174,3 +174,37 @@ def test_level2_choices_do_not_depend_on_memory_chunks(monkeypatch):
     monkeypatch.setattr(imp, "CHUNK_ELEMENTS", 256 * 37)      # 37 dims per chunk
     b, sb = imp.importance_encode(mean, std, 3, 8, 7.0, 64, 11.0, 3.0)
     assert (a.indices == b.indices).all() and torch.equal(sa, sb)
+
+
+def test_likelihood_of_the_posterior():
+    """The likelihood N(c, 1/lam) times the prior N(0, 1) gives back the posterior."""
+    from nnc.coding.greedy import likelihood_of
+    g = torch.Generator().manual_seed(2)
+    std = 0.05 + 0.9 * torch.rand(500, 8, generator=g)
+    mean = torch.randn(500, 8, generator=g) * 0.5
+    c, s = likelihood_of(mean, std)
+    lam = s.pow(-2)
+    assert torch.allclose(1 / (1 + lam), std ** 2, rtol=1e-4)          # precisions add
+    assert torch.allclose(c * lam / (1 + lam), mean, rtol=1e-4, atol=1e-6)
+    # an uninformative dimension (std 1) has a bounded, zero-weight likelihood
+    c1, s1 = likelihood_of(torch.zeros(1, 8), torch.ones(1, 8))
+    assert torch.isfinite(c1).all() and (c1 == 0).all() and torch.isfinite(s1).all()
+
+
+def test_likelihood_target_decodes_closer_to_what_the_model_predicts():
+    """Coding level 1 against the likelihood (Level1Search target "likelihood") lowers the
+    distortion the model predicts, 0.5 lam (z - c)^2 summed, at the same shard counts, and
+    its files decode with the unchanged decoder."""
+    from nnc.coding.greedy import likelihood_of
+    g = torch.Generator().manual_seed(9)
+    std = torch.exp(-torch.rand(3000, 8, generator=g) * 2.5)
+    mean = torch.randn(3000, 8, generator=g) * (1 - std ** 2).sqrt()   # as the model's are
+    shards = shard_counts(kl_bits_standardized(mean, std).sum(1), 8, 15).clamp(min=1)
+    c, s = likelihood_of(mean, std)
+
+    def distortion(z):
+        return (0.5 * (z - c) ** 2 / s ** 2).sum().item()
+    _, post = greedy_encode(mean, std, shards, 3, 8, 0.5, beam=4)
+    idx, lik = greedy_encode(c, s, shards, 3, 8, 0.5, beam=4)
+    assert torch.allclose(greedy_decode(idx, shards, 3, 8, 0.5), lik, atol=1e-5)
+    assert distortion(lik) < 0.98 * distortion(post)

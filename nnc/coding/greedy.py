@@ -6,9 +6,13 @@ The latent is cut into blocks of ``block_dims`` dimensions. A block with K shard
 prior into K shards N(0, w_k) with sum w_k = 1 (equal, w_k = 1/K, in the thesis; here
 optionally decaying geometrically, coarse to fine, which helps high-KL dimensions); at
 shard k the encoder adds each of 2^bits shared candidates (stream STREAM_LEVEL1 + k, block
-b) to the running sample and keeps the one that best approaches the posterior (see
+b) to the running sample and keeps the one that best approaches a target Gaussian (see
 :func:`greedy_encode` for the score and the optional beam search). The decoder regenerates
 only the chosen candidates. A block with 0 shards decodes to the prior mean (0).
+
+The target is, by default, the likelihood that the posterior implies (:func:`likelihood_of`):
+the candidates chosen are those the model predicts decode best, not those nearest a
+posterior sample. Which target the encoder used is not in the file; the decoder is the same.
 
 Blocks are processed in chunks that bound memory, all blocks of a chunk at once per shard.
 
@@ -171,7 +175,7 @@ RD_CHUNK_BLOCKS = 1 << 16    # blocks coded at once by rd_encode: bounds its mem
 
 def rd_encode(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tensor, seed: int,
               bits: int, decay: float, beam: int, kappa: float, max_shards: int,
-              offsets=(-1, 0, 1), lookahead: bool = True
+              offsets=(-1, 0, 1), lookahead: bool = True, likelihood: bool = False
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`_rd_encode_blocks` over chunks of RD_CHUNK_BLOCKS blocks (each block's coding
     is independent of the others', so the result is the same as in one piece, with memory
@@ -179,10 +183,11 @@ def rd_encode(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tensor, seed:
     n = mean.shape[0]
     if n <= RD_CHUNK_BLOCKS:
         return _rd_encode_blocks(mean, std, shards, seed, bits, decay, beam, kappa,
-                                 max_shards, offsets, lookahead)
+                                 max_shards, offsets, lookahead, likelihood=likelihood)
     parts = [_rd_encode_blocks(mean[a:a + RD_CHUNK_BLOCKS], std[a:a + RD_CHUNK_BLOCKS],
                                shards[a:a + RD_CHUNK_BLOCKS], seed, bits, decay, beam, kappa,
-                               max_shards, offsets, lookahead, block_offset=a)
+                               max_shards, offsets, lookahead, block_offset=a,
+                               likelihood=likelihood)
              for a in range(0, n, RD_CHUNK_BLOCKS)]
     kmax = max(p[1].shape[1] for p in parts)
     out_idx = torch.full((n, kmax), -1, dtype=torch.int64, device=mean.device)
@@ -195,22 +200,25 @@ def rd_encode(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tensor, seed:
 
 def _rd_encode_blocks(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tensor, seed: int,
                       bits: int, decay: float, beam: int, kappa: float, max_shards: int,
-                      offsets=(-1, 0, 1), lookahead: bool = True, block_offset: int = 0
-                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                      offsets=(-1, 0, 1), lookahead: bool = True, block_offset: int = 0,
+                      likelihood: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Choose each block's shard count by rate-distortion instead of round(KL / bits).
 
     Each block is coded (:func:`greedy_encode`) with K = shards + offset for every offset,
     and scored, like K = 0 (the prior mean), by
-    0.5 sum_d (sample_d - mean_d)^2 (1 / std_d^2 - 1) + kappa ln2 bits K, in nats: the
-    first term is the loss in the model's log-likelihood that the Gaussian posterior predicts
-    for that error, the second the rate; kappa = 1 weighs them as the model's own ELBO does.
+    0.5 sum_d (sample_d - mean_d)^2 w_d + kappa ln2 bits K, in nats, w = 1 / std^2 - 1: the
+    first term is the loss in the model's log-likelihood that the Gaussian posterior
+    N(mean, std^2) predicts for that error, the second the rate; kappa = 1 weighs them as
+    the model's own ELBO does. With ``likelihood``, (mean, std) is the likelihood itself
+    (:func:`likelihood_of`) and w = 1 / std^2: the first term is then the negative
+    log-likelihood of the sample, up to a constant.
     The lowest score wins. A count is tried only where it can beat K = 0, and all counts of
     a block share its candidates. Encoder only: the decoder reads the chosen counts as
     always. ``block_offset``: the number of the first block in the shared stream. Returns
     (shards, indices, sample)."""
     n, dims = mean.shape
     device = mean.device
-    w = (std.pow(-2) - 1).clamp(min=0)
+    w = std.pow(-2) if likelihood else (std.pow(-2) - 1).clamp(min=0)
     per_shard = kappa * math.log(2) * bits
     cost0 = 0.5 * (mean.square() * w).sum(1)                         # K = 0: the prior mean
     tries = torch.stack([(shards + o).clamp(0, max_shards) for o in sorted(set(offsets))], 1)
@@ -278,6 +286,9 @@ class Level1Search:
     beam: int = 16                 # beam width of the search
     lookahead: bool = True         # score against what later shards add
     rd_kappa: float = 1.0          # > 0: shard counts by rate-distortion (rd_encode)
+    target: str = "likelihood"     # what the search approaches: "likelihood" (likelihood_of)
+                                   # or "posterior" (the mean of q; before 2026-11-30)
+    rd_offsets: tuple = (-1, 0, 1)  # shard counts tried around round(KL / bits)
 
 
 @dataclass
@@ -317,6 +328,21 @@ def plan(mean: "torch.Tensor", std: "torch.Tensor", fmt: Level1Format, search: L
     return out, shards, mean, std
 
 
+LIKELIHOOD_MIN_PRECISION = 1e-3   # bounds the likelihood's mean at 1000x the posterior's
+
+
+def likelihood_of(mean: "torch.Tensor", std: "torch.Tensor"):
+    """The Gaussian likelihood N(c, 1/lam) that the standardized posterior N(mean, std^2)
+    is the product of with the prior N(0, 1): lam = 1/std^2 - 1, c = mean (1 + lam) / lam.
+    Its negative log, 0.5 lam (z - c)^2, is the distortion the model predicts for a decoded
+    z: coding against it, rather than against the posterior, chooses the candidates that
+    decode best instead of those nearest a posterior sample (the posterior mean shrinks c
+    towards the prior mean; decoding at c is 2-3 dB better than at the mean at low rates).
+    Returns (c, 1 / sqrt(lam))."""
+    lam = (std.pow(-2) - 1).clamp(min=LIKELIHOOD_MIN_PRECISION)
+    return mean * (1 + lam) / lam, lam.rsqrt()
+
+
 def coded_mask(mean: "torch.Tensor", std: "torch.Tensor", fmt: Level1Format,
                search: Level1Search) -> "torch.Tensor":
     """(1, M, H1, W1) bool, from the standardized posterior of that shape: the dimensions
@@ -340,10 +366,15 @@ def encode(mean: "torch.Tensor", std: "torch.Tensor", seed: int, fmt: Level1Form
     mean, std = to_blocks(mean, bh, bw), to_blocks(std, bh, bw)
     kl = kl_bits_standardized(mean, std)
     out_mask, shards, g_mean, g_std = plan(mean, std, fmt, search, kl)
+    if search.target == "likelihood":
+        g_mean, g_std = likelihood_of(g_mean, g_std)
+    elif search.target != "posterior":
+        raise ValueError(f"unknown level-1 search target {search.target!r}")
     if search.rd_kappa > 0:
         shards, indices, _ = rd_encode(g_mean, g_std, shards, seed, fmt.shard_bits,
                                        fmt.shard_decay, search.beam, search.rd_kappa,
-                                       fmt.max_shards, lookahead=search.lookahead)
+                                       fmt.max_shards, search.rd_offsets, search.lookahead,
+                                       likelihood=search.target == "likelihood")
     else:
         indices, _ = greedy_encode(g_mean, g_std, shards, seed, fmt.shard_bits,
                                    fmt.shard_decay, search.beam, search.lookahead)
