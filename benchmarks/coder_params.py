@@ -137,6 +137,9 @@ VARIANTS = {
     "lik+refine1": {**_refine(1, 1), "l1_target": "likelihood"},
     "lik-decay0.6": {**CODER_2026_11_22, "l1_target": "likelihood", "l1_shard_decay": 0.6},
     "lik-decay0.4": {**CODER_2026_11_22, "l1_target": "likelihood", "l1_shard_decay": 0.4},
+    "lik+refine1-unmasked": {**_refine(1, 1), "l1_target": "likelihood",
+                             "refine_coder_aware": False},
+    "lik+refine1-kappa1.5": {**_refine(1, 1), "l1_target": "likelihood", "l1_rd_kappa": 1.5},
     "lik-beam32": {**CODER_2026_11_22, "l1_target": "likelihood", "l1_beam": 32},
 }
 

@@ -110,7 +110,8 @@ def variants_table(res: dict) -> list[str]:
 
 
 def coders_table(res: dict) -> list[str]:
-    """coders.py's per-rate rows: bits/KL and error (relative to an exact sample) per coder."""
+    """coders.py's per-rate rows: bits/KL, squared error to the posterior mean and the
+    distortion the model predicts (both relative to an exact sample's) per coder."""
     rows = res["per_rate"]
     coders = list(dict.fromkeys(r["coder"] for r in rows))
     out = ["| KL per dim (bits) | " + " | ".join(coders) + " |",
@@ -118,7 +119,9 @@ def coders_table(res: dict) -> list[str]:
     for kl in dict.fromkeys(r["kl_per_dim_bits"] for r in rows):
         at = {r["coder"]: r for r in rows if r["kl_per_dim_bits"] == kl}
         out.append(f"| {kl:g} | " + " | ".join(
-            f"{at[c]['bits_over_kl']:.2f}, {at[c]['mse_ratio']:.2f}" for c in coders) + " |")
+            f"{at[c]['bits_over_kl']:.2f}, {at[c]['mse_ratio']:.2f}"
+            + (f", {at[c]['nll_ratio']:.2f}" if "nll_ratio" in at[c] else "")
+            for c in coders) + " |")
     return out
 
 

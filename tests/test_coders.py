@@ -208,3 +208,4 @@ def test_likelihood_target_decodes_closer_to_what_the_model_predicts():
     idx, lik = greedy_encode(c, s, shards, 3, 8, 0.5, beam=4)
     assert torch.allclose(greedy_decode(idx, shards, 3, 8, 0.5), lik, atol=1e-5)
     assert distortion(lik) < 0.98 * distortion(post)
+
