@@ -201,7 +201,8 @@ def rd_encode(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tensor, seed:
 def _rd_encode_blocks(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tensor, seed: int,
                       bits: int, decay: float, beam: int, kappa: float, max_shards: int,
                       offsets=(-1, 0, 1), lookahead: bool = True, block_offset: int = 0,
-                      likelihood: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                      likelihood: bool = False
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Choose each block's shard count by rate-distortion instead of round(KL / bits).
 
     Each block is coded (:func:`greedy_encode`) with K = shards + offset for every offset,
