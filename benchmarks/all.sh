@@ -16,6 +16,9 @@ python -m benchmarks.coder_params --out $R/coder-params.json                    
 # "Per-image refinement"
 python -m benchmarks.coder_params --variants refine --qualities 0.2 0.4 0.6 0.8 1 \
     --out $R/refine-params.json                                                   # ~70 min
+# "Level-1 coders measured": the likelihood target's variants
+python -m benchmarks.coder_params --variants likelihood \
+    --out $R/coder-params-likelihood.json                                         # ~45 min
 # "Level-1 coders measured": the per-rate table (and the coders' grids)
 python -m benchmarks.coders                  # ~10 min (the per-rate part alone ~1.5 min)
 python -m benchmarks.level1_prototypes --images kodim05 kodim23 \
@@ -27,5 +30,7 @@ python -m benchmarks.large_images --megapixels 12 24 100 --out $R/large-images.j
 # "Robustness": 100,000 mutated files
 python -m benchmarks.fuzz                                                         # ~5 min
 # "Speed and memory": last, its timings want a quiet machine
+python -m benchmarks.whole_process --images kodim23 kodim05 --runs 5 \
+    --out $R/whole-process.json                                                   # ~3 min
 python -m benchmarks.speed                                                        # ~15 min
 python -m benchmarks.report

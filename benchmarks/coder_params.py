@@ -5,6 +5,8 @@ decodes with any nnc).
     python -m benchmarks.coder_params --out benchmarks/results/coder-params.json
     python -m benchmarks.coder_params --variants refine --qualities 0.2 0.4 0.6 0.8 1 \
         --out benchmarks/results/refine-params.json
+    python -m benchmarks.coder_params --variants likelihood \
+        --out benchmarks/results/coder-params-likelihood.json
     python -m benchmarks.coder_params --variants equal-shards rd-kappa1 --out /tmp/x.json
 
 (from the repository root). Every variant is a complete configuration: all the settings of
@@ -136,7 +138,6 @@ VARIANTS = {
     "lik-off2": {**CODER_2026_11_22, "l1_target": "likelihood", "l1_rd_offsets": (-1, 0, 1, 2)},
     "lik+refine1": {**_refine(1, 1), "l1_target": "likelihood"},
     "lik-decay0.6": {**CODER_2026_11_22, "l1_target": "likelihood", "l1_shard_decay": 0.6},
-    "lik-decay0.4": {**CODER_2026_11_22, "l1_target": "likelihood", "l1_shard_decay": 0.4},
     "lik+refine1-unmasked": {**_refine(1, 1), "l1_target": "likelihood",
                              "refine_coder_aware": False},
     "lik+refine1-kappa1.5": {**_refine(1, 1), "l1_target": "likelihood", "l1_rd_kappa": 1.5},
@@ -145,8 +146,11 @@ VARIANTS = {
 
 
 # --variants also takes these names for every variant of a results file
-GROUPS = {"coder": [n for n in VARIANTS if not n.startswith("refine")],   # coder-params.json
-          "refine": [n for n in VARIANTS if n.startswith("refine")]}      # refine-params.json
+LIKELIHOOD = ["rd-kappa1", "refine1-step0.5",   # the posterior target, without and with refinement
+              *(n for n in VARIANTS if n.startswith("lik"))]
+GROUPS = {"coder": [n for n in VARIANTS if not n.startswith(("refine", "lik"))],  # coder-params.json
+          "refine": [n for n in VARIANTS if n.startswith("refine")],      # refine-params.json
+          "likelihood": LIKELIHOOD}                           # coder-params-likelihood.json
 
 
 def settings_of(name: str) -> Settings:
@@ -167,8 +171,8 @@ def main():
     ap.add_argument("--qualities", type=float, nargs="+", default=[0, 0.33, 0.67, 1])
     ap.add_argument("--variants", nargs="+", default=["coder"],
                     choices=[*GROUPS, *VARIANTS], metavar="VARIANT",
-                    help="variants by name, or 'coder' / 'refine' for each of a group "
-                         "(default: coder)")
+                    help="variants by name, or 'coder' / 'refine' / 'likelihood' for each "
+                         "of a group (default: coder)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--merge", type=Path, default=None,
                     help="an earlier output with the same images and rates: keep its variants")

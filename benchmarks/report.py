@@ -93,6 +93,27 @@ def coder_cost_table(rd: dict) -> list[str]:
     return out
 
 
+def sample_gap_table(rd: dict) -> list[str]:
+    """Per rate parameter: nnc's decoded PSNR against an exact posterior sample's at the same
+    ΣKL (the amortized posterior's exact-sample curve, interpolated in log rate at the ΣKL
+    of the posterior the file codes), and the file's size over that ΣKL."""
+    import numpy as np
+    c = rd["codecs"]["nnc"]["points"]
+    rate = "amortized_kl_bpp" if "amortized_kl_bpp" in c[0] else "kl_bpp"
+    xs = np.log([p[rate] for p in c])
+    ys = np.array([p["sample_psnr"] for p in c])
+    out = ["| quality | ΣKL bpp (coded posterior) | PSNR decoded | PSNR exact sample at that ΣKL "
+           "| difference | file / ΣKL |", "|---|---|---|---|---|---|"]
+    for p in c:
+        x = np.log(p["kl_bpp"])
+        exact = float(np.interp(x, xs, ys)) if xs[0] <= x <= xs[-1] else None
+        diff = "" if exact is None else f"{p['psnr'] - exact:+.2f} dB"
+        out.append(f"| {p['setting']:.2f} | {p['kl_bpp']:.3f} | {p['psnr']:.2f} | "
+                   f"{'outside the measured range' if exact is None else f'{exact:.2f}'} | "
+                   f"{diff} | {p['file_over_kl']:.3f} |")
+    return out
+
+
 def variants_table(res: dict) -> list[str]:
     """coder_params.py's output: each variant at the lowest and highest rate parameter and its
     BD-rate (PSNR) against the reference it was measured with."""
@@ -178,7 +199,7 @@ def load(name: str) -> dict | None:
 def main():
     lines = []
     if rd := load("rd.json"):
-        lines += rd_tables(rd) + ["", *coder_cost_table(rd), ""]
+        lines += rd_tables(rd) + ["", *coder_cost_table(rd), "", *sample_gap_table(rd), ""]
     for name in ("coder-params.json", "refine-params.json"):
         if res := load(name):
             lines += [f"{name}:", "", *variants_table(res), ""]
