@@ -144,7 +144,10 @@ def curves(res: dict) -> dict:
         if e["kind"] == "nnc":
             out["nnc_theory"] = {
                 "label": "nnc theoretical (ΣKL rate, posterior mean)", "kind": "theory",
-                "bpp": [p["kl_bpp"] for p in pts], "psnr": [p["mean_psnr"] for p in pts],
+                # the amortized posterior's ΣKL with its own mean decode (older results
+                # have only the coded posterior's ΣKL)
+                "bpp": [p.get("amortized_kl_bpp", p["kl_bpp"]) for p in pts],
+                "psnr": [p["mean_psnr"] for p in pts],
                 "ms_ssim": [p.get("mean_ms_ssim") for p in pts]}
     if res.get("published"):
         for name, c in res["published"].items():
