@@ -35,9 +35,14 @@ def posteriors(n: int, kl_per_dim_bits: float, seed: int):
     return mean, torch.exp(log_std)
 
 
-def mse_ratio(sample, mean, std, seed):
+def exact_sample(mean, std, seed):
+    """The exact posterior sample the ratios compare against."""
     g = torch.Generator().manual_seed(seed + 99)
-    exact = mean + std * torch.randn(mean.shape, generator=g)
+    return mean + std * torch.randn(mean.shape, generator=g)
+
+
+def mse_ratio(sample, mean, std, seed):
+    exact = exact_sample(mean, std, seed)
     return (((sample - mean) ** 2).sum() / ((exact - mean) ** 2).sum()).item()
 
 
@@ -45,8 +50,7 @@ def nll_ratio(sample, mean, std, seed):
     """The distortion the model predicts for the coded sample, 0.5 lam (z - c)^2 summed
     over the likelihood N(c, 1/lam) the posterior implies (greedy.likelihood_of), relative
     to an exact posterior sample's (< 1: the sample decodes better than an exact one)."""
-    g = torch.Generator().manual_seed(seed + 99)
-    exact = mean + std * torch.randn(mean.shape, generator=g)
+    exact = exact_sample(mean, std, seed)
     c, s = likelihood_of(mean, std)
     return (((sample - c) / s).square().sum() / ((exact - c) / s).square().sum()).item()
 

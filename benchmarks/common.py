@@ -3,7 +3,9 @@ loading, and measurements of the model without coding and of curves over images.
 from __future__ import annotations
 
 import math
+import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -15,6 +17,17 @@ ROOT = Path(__file__).resolve().parents[1]          # the repository
 SHARED = ROOT.parent / "shared"                     # data shared between worktrees
 KODAK = SHARED / "data" / "kodak"
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def whole_process(cmd: list[str]) -> tuple[float, int]:
+    """Wall seconds and peak resident memory (KiB, /usr/bin/time) of one command; exits with
+    its stderr if it fails."""
+    t = time.perf_counter()
+    r = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if r.returncode:
+        raise SystemExit(r.stderr)
+    return wall, int(r.stderr.strip().splitlines()[-1])
 
 
 # --- the classical codecs, through Pillow and its plugins ---------------------------------

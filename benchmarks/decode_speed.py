@@ -13,10 +13,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from benchmarks.common import KODAK
+from benchmarks.common import KODAK, whole_process
 
 # a decode in one process with its stages timed: imports, container + entropy decoding,
 # the engine's sessions (or model), the networks, PNG writing
@@ -39,15 +38,6 @@ print(json.dumps({"imports_s": t_import - t0, "read_codes_s": t_read - t_import,
 """
 
 
-def whole(cmd: list[str]) -> tuple[float, int]:
-    t = time.perf_counter()
-    r = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], capture_output=True, text=True)
-    wall = time.perf_counter() - t
-    if r.returncode:
-        raise SystemExit(r.stderr)
-    return wall, int(r.stderr.strip().splitlines()[-1])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--image", default="kodim23")
@@ -67,7 +57,7 @@ def main() -> None:
         for engine in a.engines:
             walls, peaks, probes = [], [], []
             for _ in range(a.runs):
-                w, m = whole(nnc_bin + ["decompress", "-f", "--engine", engine, str(f),
+                w, m = whole_process(nnc_bin + ["decompress", "-f", "--engine", engine, str(f),
                                         str(Path(tmp) / "x.png")])
                 walls.append(w)
                 peaks.append(m)

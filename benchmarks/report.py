@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from nnc.metrics import bd_rate
 
 from benchmarks.common import RESULTS
@@ -97,7 +99,6 @@ def sample_gap_table(rd: dict) -> list[str]:
     """Per rate parameter: nnc's decoded PSNR against an exact posterior sample's at the same
     ΣKL (the amortized posterior's exact-sample curve, interpolated in log rate at the ΣKL
     of the posterior the file codes), and the file's size over that ΣKL."""
-    import numpy as np
     c = rd["codecs"]["nnc"]["points"]
     rate = "amortized_kl_bpp" if "amortized_kl_bpp" in c[0] else "kl_bpp"
     xs = np.log([p[rate] for p in c])

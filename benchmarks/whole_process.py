@@ -17,10 +17,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from benchmarks.common import KODAK
+from benchmarks.common import KODAK, whole_process
 
 # one compress in a fresh process, its stages timed (the CLI's default settings on the CPU)
 PROBE = r"""
@@ -39,16 +38,6 @@ data = codec.compress(RasterImage(rgb, False, None), float(sys.argv[2]), device=
 print(json.dumps({"imports_s": t_import - t0, "compress_s": time.perf_counter() - t_import,
                   "stages": timings, "bytes": len(data)}))
 """
-
-
-def whole(cmd: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak resident memory (KiB) of one command."""
-    t = time.perf_counter()
-    r = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], capture_output=True, text=True)
-    wall = time.perf_counter() - t
-    if r.returncode:
-        raise SystemExit(r.stderr)
-    return wall, int(r.stderr.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -70,7 +59,7 @@ def main() -> None:
                               ("decompress", ["decompress", "-f", str(f), str(png)])):
                 walls, peaks = [], []
                 for _ in range(a.runs):
-                    w, m = whole(nnc_bin + cmd)
+                    w, m = whole_process(nnc_bin + cmd)
                     walls.append(w)
                     peaks.append(m)
                 row[what] = {"whole_process_s": walls, "median_s": statistics.median(walls),
