@@ -72,7 +72,7 @@ def shard_scale(shards: torch.Tensor, k: int, decay: float) -> torch.Tensor:
 def _shard_noise(seed, shard, block_ids, candidates, dims, scale):
     keys = block_keys(seed, STREAM_LEVEL1 + shard, block_ids, block_ids.device)
     g = words_to_gaussian(candidate_words(keys, candidates, dims))
-    return g * scale
+    return g if isinstance(scale, float) and scale == 1.0 else g.mul_(scale)
 
 
 def remaining_variance(shards: torch.Tensor, k: int, decay: float) -> torch.Tensor:
@@ -129,17 +129,19 @@ def greedy_encode(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tensor, s
                 noise = _shard_noise(seed, k, b, cand, dims, scale)      # (n, C, dims)
             else:        # rows may repeat a block (rd_encode): draw its candidates once
                 uniq, inv = torch.unique(block_ids[b], return_inverse=True)
-                noise = _shard_noise(seed, k, uniq, cand, dims, 1.0)[inv] * scale
+                noise = _shard_noise(seed, k, uniq, cand, dims, 1.0)[inv]
+                noise *= scale
             look = remaining_variance(k_b, k, decay)[:, None] if lookahead else 0.0
             w = 1.0 / (var + look)                                       # (n, dims)
             r = s - mu[:, None]                                          # (n, B, dims)
-            # sum_d w (r + noise)^2 = sum_d w r^2 + 2 (w r) . noise + sum_d w noise^2
-            score = (w[:, None] * r.square()).sum(-1, keepdim=True) \
-                + 2 * torch.bmm(w[:, None] * r, noise.transpose(1, 2)) \
-                + (w[:, None] * noise.square()).sum(-1)[:, None]          # (n, B, C)
-            keep = min(beam, score.shape[1] * n_cand)
-            top = score.reshape(n, -1).topk(keep, dim=1, largest=False).indices  # best first
-            parent, choice = top // n_cand, top % n_cand
+            # sum_d w (r + noise)^2 = sum_d w r^2 + 2 (w r) . noise + sum_d w noise^2,
+            # the last two as matrix products, laid out (n, C, B)
+            cross = torch.bmm(noise, (w[:, None] * r).transpose(1, 2))   # (n, C, B)
+            cross.mul_(2).add_(torch.bmm(noise.square(), w[:, :, None]))
+            cross.add_((w[:, None] * r.square()).sum(-1)[:, None])
+            keep = min(beam, cross.shape[2] * n_cand)
+            top = cross.reshape(n, -1).topk(keep, dim=1, largest=False).indices  # best first
+            parent, choice = top % cross.shape[2], top // cross.shape[2]
             rows = torch.arange(n, device=device)[:, None]
             s = s[rows, parent] + noise[rows, choice]
             idx = torch.cat([idx[rows, parent], choice[..., None]], dim=2)

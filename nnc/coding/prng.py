@@ -34,12 +34,23 @@ def mix32(x: "torch.Tensor") -> "torch.Tensor":
     taken modulo 2**32 by the int32 wraparound, which the golden-vector tests check
     against an exact int64 reference. Returns a new tensor.
     """
-    x = x.to(torch.int32, copy=True)
-    x ^= (x >> 16) & 0xFFFF
+    return _mix32_(x.to(torch.int32, copy=True))
+
+
+def _mix32_(x: "torch.Tensor") -> "torch.Tensor":
+    """:func:`mix32` in place on an int32 tensor (one scratch tensor; the candidates'
+    words are the encoders' largest arrays, and allocation costs as much as the work)."""
+    t = x >> 16
+    t &= 0xFFFF
+    x ^= t
     x *= _M1
-    x ^= (x >> 15) & 0x1FFFF
+    torch.bitwise_right_shift(x, 15, out=t)
+    t &= 0x1FFFF
+    x ^= t
     x *= _M2 - (1 << 32)
-    x ^= (x >> 16) & 0xFFFF
+    torch.bitwise_right_shift(x, 16, out=t)
+    t &= 0xFFFF
+    x ^= t
     return x
 
 
@@ -64,16 +75,19 @@ def candidate_words(keys: torch.Tensor, candidates: torch.Tensor, dims: int) -> 
 
     ``candidates`` broadcasts against ``keys[..., None]`` (e.g. shape (n_cand,) or (B, 1)).
     """
-    h = mix32(keys.unsqueeze(-1) ^ candidates.to(torch.int32))
+    h = _mix32_(keys.unsqueeze(-1) ^ candidates.to(torch.int32))
     d = torch.arange(dims, device=keys.device, dtype=torch.int32)
-    return mix32(h.unsqueeze(-1) ^ d)
+    return _mix32_(h.unsqueeze(-1) ^ d)
 
 
 def words_to_gaussian(h: torch.Tensor) -> torch.Tensor:
     """Map u32 words to standard normals (float32), the spec's inverse-CDF transform."""
     # k * 2^-23 is exact, and so is the sum: (2k + 1) / 2^24 - 1 is representable in float32
-    u = ((h >> 8) & 0xFFFFFF).to(torch.float32) * (2.0 ** -23) + (2.0 ** -24 - 1.0)
-    return torch.erfinv(u) * 1.4142135623730951
+    t = h >> 8
+    t &= 0xFFFFFF
+    u = t.to(torch.float32)
+    u.mul_(2.0 ** -23).add_(2.0 ** -24 - 1.0)
+    return u.erfinv_().mul_(1.4142135623730951)
 
 
 def words_to_uniform(h: torch.Tensor) -> torch.Tensor:
