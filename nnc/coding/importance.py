@@ -173,7 +173,8 @@ def importance_encode(mean: "torch.Tensor", std: "torch.Tensor", seed: int, inde
                                             device=device)])
         x = _candidate_gaussians(seed, gd, pos_in_group[sl], cand)
         # log q(x) - log p(x), up to the group-constant -log s
-        lw = 0.5 * x * x - 0.5 * ((x - m[sl, None]) / s[sl, None]) ** 2
+        lw = x.square().mul_(0.5)                   # in place: these are the largest arrays
+        lw.sub_(x.sub_(m[sl, None]).div_(s[sl, None]).square_(), alpha=0.5)
         logw.index_add_(0, gd - open_lo, lw)
         done = g_hi if ends[g_hi - 1] <= a + chunk else g_hi - 1
         if done > open_lo:
