@@ -5,6 +5,8 @@ decodes with any nnc).
     python -m benchmarks.coder_params --out benchmarks/results/coder-params.json
     python -m benchmarks.coder_params --variants refine --qualities 0.2 0.4 0.6 0.8 1 \
         --out benchmarks/results/refine-params.json
+    python -m benchmarks.coder_params --variants shards \
+        --out benchmarks/results/coder-params-shards.json
     python -m benchmarks.coder_params --variants likelihood \
         --out benchmarks/results/coder-params-likelihood.json
     python -m benchmarks.coder_params --variants equal-shards rd-kappa1 --out /tmp/x.json
@@ -142,6 +144,27 @@ VARIANTS = {
                              "refine_coder_aware": False},
     "lik+refine1-kappa1.5": {**_refine(1, 1), "l1_target": "likelihood", "l1_rd_kappa": 1.5},
     "lik-beam32": {**CODER_2026_11_22, "l1_target": "likelihood", "l1_beam": 32},
+    # shard size and block shape with the likelihood target and refinement (a header
+    # setting each, no format change; 2026-11-30)
+    "lik+refine1-bits6": {**_refine(1, 1), "l1_target": "likelihood", "l1_shard_bits": 6},
+    "lik+refine1-bits7": {**_refine(1, 1), "l1_target": "likelihood", "l1_shard_bits": 7},
+    "lik+refine1-block2x2": {**_refine(1, 1), "l1_target": "likelihood",
+                             "l1_block_w": 2, "l1_block_h": 2},
+    "lik+refine1-block2x2-bits6": {**_refine(1, 1), "l1_target": "likelihood",
+                                   "l1_block_w": 2, "l1_block_h": 2, "l1_shard_bits": 6},
+    "lik+refine1-block4x4": {**_refine(1, 1), "l1_target": "likelihood",
+                             "l1_block_w": 4, "l1_block_h": 4},
+    "lik+refine1-bits9": {**_refine(1, 1), "l1_target": "likelihood", "l1_shard_bits": 9},
+    "lik+refine1-bits10": {**_refine(1, 1), "l1_target": "likelihood", "l1_shard_bits": 10},
+    "lik+refine1-bits9-beam24": {**_refine(1, 1), "l1_target": "likelihood",
+                                 "l1_shard_bits": 9, "l1_beam": 24},
+    "lik+refine1-bits9-beam32": {**_refine(1, 1), "l1_target": "likelihood",
+                                 "l1_shard_bits": 9, "l1_beam": 32},
+    "lik+refine1-bits10-beam24": {**_refine(1, 1), "l1_target": "likelihood",
+                                  "l1_shard_bits": 10, "l1_beam": 24},
+    "lik+refine1-beam32": {**_refine(1, 1), "l1_target": "likelihood", "l1_beam": 32},
+    "lik+refine1-bits10-beam4": {**_refine(1, 1), "l1_target": "likelihood",
+                                 "l1_shard_bits": 10, "l1_beam": 4},
 }
 
 
@@ -150,7 +173,9 @@ LIKELIHOOD = ["rd-kappa1", "refine1-step0.5",   # the posterior target, without 
               *(n for n in VARIANTS if n.startswith("lik"))]
 GROUPS = {"coder": [n for n in VARIANTS if not n.startswith(("refine", "lik"))],  # coder-params.json
           "refine": [n for n in VARIANTS if n.startswith("refine")],      # refine-params.json
-          "likelihood": LIKELIHOOD}                           # coder-params-likelihood.json
+          "likelihood": LIKELIHOOD,
+          # shard size, block shape and beam width (coder-params-shards.json)
+          "shards": ["lik+refine1", *(n for n in VARIANTS if n.startswith("lik+refine1-b"))]}                           # coder-params-likelihood.json
 
 
 def settings_of(name: str) -> Settings:

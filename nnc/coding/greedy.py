@@ -255,7 +255,8 @@ class Level1Format:
     """The header fields of this level (spec §2); floats as the file stores them (f32)."""
     block_w: int = 4
     block_h: int = 2
-    shard_bits: int = 8
+    shard_bits: int = 9            # 512 candidates per shard (8 until 2026-11-30: 9 and 10
+                                   # bits code the same images in 1.3 BD points fewer bits)
     max_shards: int = 15
     shard_decay: float = 0.5       # coarse to fine; refit per model (benchmarks/coder_params.py)
     outlier_kl_bits: float = 16.0  # dims above this KL are sent as 16-bit values (informative)
@@ -286,7 +287,7 @@ class Level1Search:
     decodes. Defaults chosen with benchmarks/coder_params.py (real files, BD-rate)."""
     rate_scale: float = 1.0        # shards = round(rate_scale * KL / shard_bits)
     first_shard_kl: float = 4.0    # blocks from this KL (bits) up get >= 1 shard
-    beam: int = 16                 # beam width of the search
+    beam: int = 24                 # beam width of the search (16 until 2026-11-30)
     lookahead: bool = True         # score against what later shards add
     rd_kappa: float = 1.0          # > 0: shard counts by rate-distortion (rd_encode)
     target: str = "likelihood"     # what the search approaches: "likelihood" (likelihood_of)
