@@ -19,6 +19,10 @@ python -m benchmarks.coder_params --variants refine --qualities 0.2 0.4 0.6 0.8 
 # "Level-1 coders measured": the likelihood target's variants
 python -m benchmarks.coder_params --variants likelihood \
     --out $R/coder-params-likelihood.json                                         # ~45 min
+# "Level-1 coders measured": shard size, block shape, beam width
+python -m benchmarks.coder_params --variants shards \
+    --out $R/coder-params-shards.json                                             # ~45 min
+python -m benchmarks.shard_contexts --out $R/shard-contexts.json                # ~5 min
 # "Level-1 coders measured": the per-rate table (and the coders' grids)
 python -m benchmarks.coders                  # ~10 min (the per-rate part alone ~1.5 min)
 python -m benchmarks.level1_prototypes --images kodim05 kodim23 \

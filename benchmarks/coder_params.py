@@ -162,6 +162,13 @@ VARIANTS = {
                                  "l1_shard_bits": 9, "l1_beam": 32},
     "lik+refine1-bits10-beam24": {**_refine(1, 1), "l1_target": "likelihood",
                                   "l1_shard_bits": 10, "l1_beam": 24},
+    # level 2's group budget and index size with the level-1 default of 2026-11-30 (evening)
+    "lik+refine1-bits9-beam24-l2idx13": {**_refine(1, 1), "l1_target": "likelihood",
+                                         "l1_shard_bits": 9, "l1_beam": 24,
+                                         "l2_index_bits": 13, "l2_group_kl_bits": 12.0},
+    "lik+refine1-bits9-beam24-l2budget10": {**_refine(1, 1), "l1_target": "likelihood",
+                                            "l1_shard_bits": 9, "l1_beam": 24,
+                                            "l2_group_kl_bits": 10.0},
     "lik+refine1-beam32": {**_refine(1, 1), "l1_target": "likelihood", "l1_beam": 32},
     "lik+refine1-bits10-beam4": {**_refine(1, 1), "l1_target": "likelihood",
                                  "l1_shard_bits": 10, "l1_beam": 4},

@@ -3,6 +3,7 @@
 
     python -m benchmarks.large_images --megapixels 12 24 100 \
         --out benchmarks/results/large-images.json
+    python -m benchmarks.large_images --megapixels 1 12 --out benchmarks/results/photo-sizes.json
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from PIL import Image
 
 from benchmarks.common import KODAK
 
-SIZES = {12: (4000, 3000), 24: (6000, 4000), 100: (10000, 10000)}
+SIZES = {1: (1152, 864), 12: (4000, 3000), 24: (6000, 4000), 100: (10000, 10000)}
 
 
 def mosaic(width: int, height: int) -> np.ndarray:
