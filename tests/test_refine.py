@@ -78,6 +78,19 @@ def test_an_overlong_step_is_taken_back(kodim23_crop):
     assert torch.allclose(m2, mu1, atol=1e-5)
 
 
+def test_a_last_step_that_overshoots_is_retried_at_half_size(monkeypatch):
+    """With one step, an overlong step would waste the whole refinement: it is tried again
+    at half the size (loss 3 (u - 1)^2 from u = 0, step 0.5: u = 3 raises the loss, u = 1.5
+    lowers it)."""
+    def loss(u):
+        return 3.0 * (u - 1.0).square().sum()
+    u0, var = torch.zeros(4), torch.ones(4)
+    out = refine._descend(torch.nn.Identity(), u0, var, 1, 0.5, loss)
+    assert torch.allclose(out, torch.full((4,), 1.5))
+    monkeypatch.setattr(refine, "LAST_STEP_RETRIES", 0)
+    assert torch.equal(refine._descend(torch.nn.Identity(), u0, var, 1, 0.5, loss), u0)
+
+
 def test_zero_steps_and_large_images_are_left_alone(kodim23_crop, monkeypatch):
     img = kodim23_crop
     h, w, _ = img.shape

@@ -36,6 +36,7 @@ from .pln import PLN, gaussian_kl_nats, quality_to_lambda
 # pixels it is skipped; at the cap a whole compress --refine 5 peaked at 1.61 GB (without
 # refinement 0.84 GB)
 MAX_PIXELS = 1 << 20
+LAST_STEP_RETRIES = 1   # halvings tried when the last step raises the loss
 
 
 def _descend(model: PLN, u: torch.Tensor, variance: torch.Tensor, steps: int, step: float,
@@ -64,6 +65,16 @@ def _descend(model: PLN, u: torch.Tensor, variance: torch.Tensor, steps: int, st
                     step *= 0.5
             if not last:
                 cur = best_u - step * variance * best_grad
+        # a last step that raised the loss is tried again at half the size (forward passes
+        # only): with one step per level, 18% of Kodak's steps were taken back and wasted
+        for _ in range(LAST_STEP_RETRIES if steps > 0 and cur is not best_u else 0):
+            cur = best_u - step * variance * best_grad
+            with torch.no_grad():
+                value = loss(cur.clone())
+            if value.item() < best_loss:
+                best_u, best_loss = cur, value.item()
+                break
+            step *= 0.5
     finally:
         for p, f in zip(model.parameters(), flags):
             p.requires_grad_(f)
