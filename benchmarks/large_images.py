@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmarks.common import KODAK
+from benchmarks.common import KODAK, whole_process
 
 SIZES = {1: (1152, 864), 12: (4000, 3000), 24: (6000, 4000), 100: (10000, 10000)}
 
@@ -41,16 +40,9 @@ def mosaic(width: int, height: int) -> np.ndarray:
 
 
 def measured(cmd: list[str]) -> dict:
-    """Run ``cmd`` in a child that reports its own peak RSS (ru_maxrss of its children)."""
-    probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
-             "r = subprocess.run(sys.argv[1:]); "
-             "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN)"
-             ".ru_maxrss, r.returncode)")
-    out = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, text=True)
-    wall, rss_kib, rc = out.stdout.split()
-    if int(rc):
-        raise SystemExit(f"large_images.py: {' '.join(cmd)} failed: {out.stderr}")
-    return {"wall_s": round(float(wall), 2), "peak_rss_mib": round(int(rss_kib) / 1024, 1)}
+    """Wall time and peak RSS of ``cmd`` as a whole process (common.whole_process)."""
+    wall, rss_kib = whole_process(cmd)
+    return {"wall_s": round(wall, 2), "peak_rss_mib": round(rss_kib / 1024, 1)}
 
 
 def main():

@@ -69,10 +69,10 @@ def shard_scale(shards: torch.Tensor, k: int, decay: float) -> torch.Tensor:
     return w.sqrt().to(torch.float32)
 
 
-def _shard_noise(seed, shard, block_ids, candidates, dims, scale):
+def _shard_noise(seed, shard, block_ids, candidates, dims, scale=None):
     keys = block_keys(seed, STREAM_LEVEL1 + shard, block_ids, block_ids.device)
     g = words_to_gaussian(candidate_words(keys, candidates, dims))
-    return g if isinstance(scale, float) and scale == 1.0 else g.mul_(scale)
+    return g if scale is None else g.mul_(scale)
 
 
 def remaining_variance(shards: torch.Tensor, k: int, decay: float) -> torch.Tensor:
@@ -129,7 +129,7 @@ def greedy_encode(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tensor, s
                 noise = _shard_noise(seed, k, b, cand, dims, scale)      # (n, C, dims)
             else:        # rows may repeat a block (rd_encode): draw its candidates once
                 uniq, inv = torch.unique(block_ids[b], return_inverse=True)
-                noise = _shard_noise(seed, k, uniq, cand, dims, 1.0)[inv]
+                noise = _shard_noise(seed, k, uniq, cand, dims)[inv]
                 noise *= scale
             look = remaining_variance(k_b, k, decay)[:, None] if lookahead else 0.0
             w = 1.0 / (var + look)                                       # (n, dims)

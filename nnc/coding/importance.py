@@ -31,9 +31,9 @@ import numpy as np
 from ..errors import FormatError
 from ..lazy import torch
 from . import outliers, sideinfo
-from .prng import (STREAM_L2_GUMBEL, _mix32_, STREAM_L2_OUTLIER_NOISE, STREAM_LEVEL2, block_keys,
-                   block_keys_np, mix32, mix32_np, words_to_gaussian, words_to_gaussian_np,
-                   words_to_uniform)
+from .prng import (STREAM_L2_GUMBEL, STREAM_L2_OUTLIER_NOISE, STREAM_LEVEL2, block_keys,
+                   block_keys_np, mix32, mix32_, mix32_np, words_to_gaussian,
+                   words_to_gaussian_np, words_to_uniform)
 
 SECTIONS = {"Z2SA": 0, "Z2SI": 0, "Z2IX": 1}   # tag: rank in the file (spec §1); equal
                                                # ranks are alternatives
@@ -119,8 +119,8 @@ def _group_layout(sizes: np.ndarray, device):
 def _candidate_gaussians(seed, group_of_dim, pos_in_group, candidates):
     """Shared N(0,1) for each (dim, candidate): shape (n_dims, n_cand) or (n_dims, 1)."""
     keys = block_keys(seed, STREAM_LEVEL2, group_of_dim, group_of_dim.device)
-    h = _mix32_(keys.unsqueeze(-1) ^ candidates.to(torch.int32))
-    h = _mix32_(h ^ pos_in_group.to(torch.int32).unsqueeze(-1))
+    h = mix32_(keys.unsqueeze(-1) ^ candidates.to(torch.int32))
+    h = mix32_(h ^ pos_in_group.to(torch.int32).unsqueeze(-1))
     return words_to_gaussian(h)
 
 
@@ -130,7 +130,7 @@ def _gumbel_choice(seed: int, g0: int, g1: int, cand: torch.Tensor,
     proportional to exp(logw), with encoder-local noise."""
     groups = torch.arange(g0, g1, device=logw.device)
     gkeys = block_keys(seed, STREAM_L2_GUMBEL, groups, logw.device)
-    u = words_to_uniform(_mix32_(gkeys.unsqueeze(-1) ^ cand))
+    u = words_to_uniform(mix32_(gkeys.unsqueeze(-1) ^ cand))
     return torch.argmax(logw - torch.log(-torch.log(u)), dim=1)
 
 

@@ -34,10 +34,10 @@ def mix32(x: "torch.Tensor") -> "torch.Tensor":
     taken modulo 2**32 by the int32 wraparound, which the golden-vector tests check
     against an exact int64 reference. Returns a new tensor.
     """
-    return _mix32_(x.to(torch.int32, copy=True))
+    return mix32_(x.to(torch.int32, copy=True))
 
 
-def _mix32_(x: "torch.Tensor") -> "torch.Tensor":
+def mix32_(x: "torch.Tensor") -> "torch.Tensor":
     """:func:`mix32` in place on an int32 tensor (one scratch tensor; the candidates'
     words are the encoders' largest arrays, and allocation costs as much as the work)."""
     t = x >> 16
@@ -75,9 +75,9 @@ def candidate_words(keys: torch.Tensor, candidates: torch.Tensor, dims: int) -> 
 
     ``candidates`` broadcasts against ``keys[..., None]`` (e.g. shape (n_cand,) or (B, 1)).
     """
-    h = _mix32_(keys.unsqueeze(-1) ^ candidates.to(torch.int32))
+    h = mix32_(keys.unsqueeze(-1) ^ candidates.to(torch.int32))
     d = torch.arange(dims, device=keys.device, dtype=torch.int32)
-    return _mix32_(h.unsqueeze(-1) ^ d)
+    return mix32_(h.unsqueeze(-1) ^ d)
 
 
 def words_to_gaussian(h: torch.Tensor) -> torch.Tensor:

@@ -43,7 +43,8 @@ def _descend(model: PLN, u: torch.Tensor, variance: torch.Tensor, steps: int, st
              loss: "Callable[[torch.Tensor], torch.Tensor]") -> torch.Tensor:
     """``steps`` steps u <- u - step * variance * grad loss(u), with backtracking: a step
     that raises the loss is taken back and ``step`` halved. Returns the best u seen (never
-    worse than the start; one more loss evaluation checks the last step). The model's
+    worse than the start; one more loss evaluation checks the last step, and LAST_STEP_RETRIES
+more try it at half the size each if it raised the loss). The model's
     weights are frozen for the duration (their requires_grad flags are restored)."""
     best_u = u.detach()
     best_loss, best_grad = math.inf, None
@@ -52,29 +53,26 @@ def _descend(model: PLN, u: torch.Tensor, variance: torch.Tensor, steps: int, st
     for p in model.parameters():
         p.requires_grad_(False)
     try:
-        for i in range(steps + 1):
-            last = i == steps
+        i, retries = 0, LAST_STEP_RETRIES if steps > 0 else 0
+        while True:
+            last = i >= steps        # the check of the last step (and its retries): no grad
             with torch.set_grad_enabled(not last):
                 v = cur.clone().requires_grad_(not last)
                 value = loss(v)
-                if value.item() < best_loss:
+                better = value.item() < best_loss
+                if better:
                     best_u, best_loss = cur, value.item()
                     if not last:
                         (best_grad,) = torch.autograd.grad(value, v)
                 else:
                     step *= 0.5
-            if not last:
-                cur = best_u - step * variance * best_grad
-        # a last step that raised the loss is tried again at half the size (forward passes
-        # only): with one step per level, 18% of Kodak's steps were taken back and wasted
-        for _ in range(LAST_STEP_RETRIES if steps > 0 and cur is not best_u else 0):
-            cur = best_u - step * variance * best_grad
-            with torch.no_grad():
-                value = loss(cur.clone())
-            if value.item() < best_loss:
-                best_u, best_loss = cur, value.item()
+            # a last step that raised the loss is tried again at half the size: with one
+            # step per level, 18% of Kodak's steps were taken back and wasted
+            if last and (better or retries == 0):
                 break
-            step *= 0.5
+            retries -= last
+            cur = best_u - step * variance * best_grad
+            i += 1
     finally:
         for p, f in zip(model.parameters(), flags):
             p.requires_grad_(f)
