@@ -69,6 +69,7 @@ THESIS = {
     "l2_outlier_kl_bits": 11.0,
     "l2_sharpen": 1.0,
     "refine_steps": 0, "refine_l2_steps": 0, "refine_step": 0.5, "refine_coder_aware": True,
+    "refine_precision": "float32", "analysis_precision": "float32",
 }
 # the level-1 search of 2026-11-22 (decay 0.5, lookahead, beam 16), level 2 still by q/p
 BEAM16 = {**THESIS, "l1_shard_decay": 0.5, "l1_lookahead": True, "l1_beam": 16}
@@ -81,6 +82,10 @@ def _refine(steps: int, l2_steps: int) -> dict:
     return {**CODER_2026_11_22, "refine_steps": steps, "refine_l2_steps": l2_steps,
             "refine_step": 0.5}
 
+
+# the CPU default at the end of 2026-11-30's second session (9-bit shards, beam 24)
+DEFAULT_2026_11_30 = {**_refine(1, 1), "l1_target": "likelihood", "l1_shard_bits": 9,
+                      "l1_beam": 24}
 
 VARIANTS = {
     "equal-shards": THESIS,   # the reference
@@ -172,17 +177,25 @@ VARIANTS = {
     "lik+refine1-beam32": {**_refine(1, 1), "l1_target": "likelihood", "l1_beam": 32},
     "lik+refine1-bits10-beam4": {**_refine(1, 1), "l1_target": "likelihood",
                                  "l1_shard_bits": 10, "l1_beam": 4},
+    # refinement's g_s folded and in bfloat16 on the CPU (model/fused.py; 2026-11-30, issue 17)
+    "prec-fp32": DEFAULT_2026_11_30,
+    "prec-bf16": {**DEFAULT_2026_11_30, "refine_precision": "bfloat16"},
+    "prec-bf16-beam16": {**DEFAULT_2026_11_30, "refine_precision": "bfloat16", "l1_beam": 16},
+    "prec-bf16-analysis": {**DEFAULT_2026_11_30, "refine_precision": "bfloat16",
+                           "analysis_precision": "bfloat16"},
 }
 
 
 # --variants also takes these names for every variant of a results file
 LIKELIHOOD = ["rd-kappa1", "refine1-step0.5",   # the posterior target, without and with refinement
               *(n for n in VARIANTS if n.startswith("lik"))]
-GROUPS = {"coder": [n for n in VARIANTS if not n.startswith(("refine", "lik"))],  # coder-params.json
+GROUPS = {"coder": [n for n in VARIANTS if not n.startswith(("refine", "lik", "prec"))],  # coder-params.json
           "refine": [n for n in VARIANTS if n.startswith("refine")],      # refine-params.json
-          "likelihood": LIKELIHOOD,
+          "likelihood": LIKELIHOOD,        # coder-params-likelihood.json
           # shard size, block shape and beam width (coder-params-shards.json)
-          "shards": ["lik+refine1", *(n for n in VARIANTS if n.startswith("lik+refine1-b"))]}                           # coder-params-likelihood.json
+          "shards": ["lik+refine1", *(n for n in VARIANTS if n.startswith("lik+refine1-b"))],
+          # refinement's precision (coder-params-precision.json)
+          "precision": [n for n in VARIANTS if n.startswith("prec")]}
 
 
 def settings_of(name: str) -> Settings:

@@ -28,6 +28,7 @@ from .coding.greedy import kl_bits_standardized
 from .errors import DeviceError, ModelError
 from .image_io import DEFAULT_MAX_PIXELS, RasterImage
 from .model import tiling
+from .model.fused import encoder_dtype, folded_analysis
 from .model.refine import MAX_PIXELS as REFINE_MAX_PIXELS, refine_level1, refine_level2
 from .model.weights import default_model_name, load_model
 from .settings import Refinement, Settings
@@ -123,14 +124,16 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
     pixels = (h + (-h) % model.stride) * (w + (-w) % model.stride)
     refining = (ref.steps > 0 or ref.l2_steps > 0) and pixels <= REFINE_MAX_PIXELS
     x = tiling.to_tensor(img, model.stride, device, as_float=refining)
+    fine = encoder_dtype(device, ref.precision)
     q = torch.tensor([quality], device=device)
     mark("setup")
 
     # level 2: q(z2|x) against p(z2) = N(0, I), already standardized
-    x_stats, post2 = tiling.encode(model, x, q)
+    x_stats, post2 = tiling.encode(model, x, q, analysis=folded_analysis(
+        model, q, encoder_dtype(device, settings.analysis.precision)))
     mark("network")
     mu2, s2 = refine_level2(model, x, q, height=h, width=w, x_stats=x_stats, posterior=post2,
-                            steps=ref.l2_steps, step=ref.step)
+                            steps=ref.l2_steps, step=ref.step, dtype=fine)
     mark("refine")
     code2, z2 = coder2.encode(mu2, s2, seed, f2, settings.level2_search)
     mark("level2")
@@ -141,7 +144,7 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
     coded = (partial(coder1.coded_mask, fmt=f1, search=settings.level1_search)
              if ref.coder_aware else None)
     mu1, s1 = refine_level1(model, x, q, height=h, width=w, prior=prior1, posterior=post1,
-                            steps=ref.steps, step=ref.step, coded=coded)
+                            steps=ref.steps, step=ref.step, coded=coded, dtype=fine)
     mark("refine")
     del x, x_stats, post1      # what the level-1 coder does not need: large images' memory
     mu_p, s_p = prior1

@@ -21,6 +21,28 @@ class Refinement:
     l2_steps: int = 0            # steps on the level-2 posterior
     step: float = 0.5            # their size (1 = a diagonal Newton step)
     coder_aware: bool = True     # refine as the level-1 coder will code (coded_mask)
+    precision: str = "auto"      # g_s's while refining: float32, bfloat16, or auto
+                                 # (model/fused.py encoder_dtype)
+
+    def __post_init__(self):
+        _check_precision("refine", self.precision)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The analysis transform g_a's pass over the image (encoder only)."""
+    precision: str = "auto"      # float32, bfloat16, or auto (model/fused.py encoder_dtype)
+
+    def __post_init__(self):
+        _check_precision("analysis", self.precision)
+
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def _check_precision(what: str, value: str) -> None:
+    if value not in PRECISIONS:
+        raise ValueError(f"{what} precision {value!r}: use {', '.join(PRECISIONS)}")
 
 
 @dataclass(frozen=True)
@@ -30,11 +52,13 @@ class Settings:
     level2: Level2Format = Level2Format()
     level2_search: Level2Search = Level2Search()
     refine: Refinement = Refinement()
+    analysis: Analysis = Analysis()
 
     def replace(self, **flat) -> "Settings":
         """These settings with fields changed by their flat names: ``l1_<field>`` of
         ``level1`` or ``level1_search``, ``l2_<field>`` likewise, ``refine_steps``,
-        ``refine_l2_steps``, ``refine_step``, ``refine_coder_aware``."""
+        ``refine_l2_steps``, ``refine_step``, ``refine_coder_aware``, ``refine_precision``,
+        ``analysis_precision``."""
         parts = {f.name: getattr(self, f.name) for f in fields(self)}
         changes: dict[str, dict] = {}
         for name, value in flat.items():
@@ -60,7 +84,9 @@ def _flat_names() -> dict[str, tuple[str, str]]:
             names[prefix + f.name] = (part, f.name)
     names.update({"refine_steps": ("refine", "steps"), "refine_l2_steps": ("refine", "l2_steps"),
                   "refine_step": ("refine", "step"),
-                  "refine_coder_aware": ("refine", "coder_aware")})
+                  "refine_coder_aware": ("refine", "coder_aware"),
+                  "refine_precision": ("refine", "precision"),
+                  "analysis_precision": ("analysis", "precision")})
     return names
 
 

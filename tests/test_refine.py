@@ -163,3 +163,45 @@ def test_refined_on_cuda_decodes_on_cpu(kodim23_crop):
     plain = codec.compress(img, 0.8, device="cuda")
     rec = codec.decompress(data, device="cpu").rgb
     assert psnr(kodim23_crop, rec) > psnr(kodim23_crop, codec.decompress(plain, device="cpu").rgb) - 0.1
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-4), (torch.bfloat16, 0.1)])
+def test_the_folded_synthesis_is_the_networks(dtype, tol):
+    """model/fused.py: g_s with its gains folded in decodes as the network does (float32 to
+    rounding; bfloat16 within its precision), and its gradient points the same way."""
+    from nnc.model.fused import folded_synthesis
+    model = load_model(None, "cpu").net
+    q = torch.tensor([0.6])
+    z1 = torch.randn(1, model.cfg.m, 4, 6, generator=torch.Generator().manual_seed(5))
+    target = torch.rand(1, 3, 64, 96, generator=torch.Generator().manual_seed(6))
+
+    def run(decode):
+        u = z1.clone().requires_grad_(True)
+        x_hat = decode(u)
+        (grad,) = torch.autograd.grad((x_hat - target).square().mean(), u)
+        return grad, x_hat.detach()
+
+    g_ref, x_ref = run(lambda z: model.decode(z, q))
+    g, x = run(folded_synthesis(model, q, dtype))
+    assert x.dtype == torch.float32 and x.shape == x_ref.shape
+    assert (x - x_ref).abs().max() < tol
+    assert torch.nn.functional.cosine_similarity(g.flatten(), g_ref.flatten(), 0) > 0.99
+
+
+def test_refinement_in_bfloat16_lowers_the_loss(kodim23_crop):
+    """The CPU default refines with g_s in bfloat16 (model/fused.py): the refined posterior
+    is better on the float32 network's own loss."""
+    img = kodim23_crop
+    h, w, _ = img.shape
+    model, x, q, mu_p, s_p, mu1, s1 = _posterior(img, 0.8)
+    before = _expected_loss(model, x, q, h, w, mu_p, s_p, mu1, s1)
+    m2, s2 = refine.refine_level1(model, x, q, height=h, width=w, prior=(mu_p, s_p),
+                                  posterior=(mu1, s1), steps=5, step=0.2, dtype=torch.bfloat16)
+    after = _expected_loss(model, x, q, h, w, mu_p, s_p, m2, s2)
+    assert after < 0.99 * before
+
+
+def test_refine_precision_is_checked():
+    from nnc.settings import Refinement
+    with pytest.raises(ValueError, match="precision"):
+        Refinement(precision="float16")

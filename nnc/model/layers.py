@@ -22,10 +22,15 @@ class GDN(nn.Module):
         self.beta = nn.Parameter(torch.sqrt(torch.ones(channels) + self.pedestal))
         self.gamma = nn.Parameter(torch.sqrt(gamma_init * torch.eye(channels) + self.pedestal))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def effective(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(beta, gamma) as the formula uses them, from their stored square roots."""
         bound = (self.beta_min + self.pedestal) ** 0.5
         beta = torch.clamp(self.beta, min=bound) ** 2 - self.pedestal
         gamma = torch.clamp(self.gamma, min=self.pedestal ** 0.5) ** 2 - self.pedestal
+        return beta, gamma
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        beta, gamma = self.effective()
         c = gamma.shape[0]
         norm = F.conv2d(x * x, gamma.view(c, c, 1, 1), beta)
         norm = torch.sqrt(norm)
@@ -43,14 +48,17 @@ class RateGain(nn.Module):
         super().__init__()
         self.log_gain = nn.Parameter(torch.zeros(anchors, channels))
 
-    def forward(self, x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
-        # quality: shape (B,), values in [0, 1]
+    def gain(self, quality: torch.Tensor) -> torch.Tensor:
+        """The gains (B, channels) at ``quality`` (B,), values in [0, 1]."""
         anchors = self.log_gain.shape[0]
         pos = quality.clamp(0, 1) * (anchors - 1)
         lo = pos.floor().long().clamp(max=anchors - 2)
         frac = (pos - lo.to(pos.dtype)).unsqueeze(1)
         lg = self.log_gain[lo] * (1 - frac) + self.log_gain[lo + 1] * frac
-        return x * torch.exp(lg)[:, :, None, None]
+        return torch.exp(lg)
+
+    def forward(self, x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+        return x * self.gain(quality)[:, :, None, None]
 
 
 def conv(cin: int, cout: int, k: int = 5, stride: int = 2) -> nn.Conv2d:

@@ -30,6 +30,7 @@ from typing import Callable
 
 import torch
 
+from .fused import folded_synthesis
 from .pln import PLN, gaussian_kl_nats, quality_to_lambda
 
 # refinement backpropagates through g_s at full resolution: above this many (padded)
@@ -83,19 +84,25 @@ def _skip(x: torch.Tensor, steps: int) -> bool:
     return steps <= 0 or x.shape[-2] * x.shape[-1] > MAX_PIXELS
 
 
-def _distortion_nats(model: PLN, z1: torch.Tensor, quality: torch.Tensor,
-                     target: torch.Tensor) -> torch.Tensor:
-    """The distortion term of L: pixels * ln 2 * lambda * 255^2 * MSE(g_s(z1), target)."""
+def _distortion(model: PLN, quality: torch.Tensor, target: torch.Tensor, dtype: torch.dtype
+                ) -> "Callable[[torch.Tensor], torch.Tensor]":
+    """The distortion term of L as a function of z1: pixels * ln 2 * lambda * 255^2 *
+    MSE(g_s(z1), target), g_s folded for ``quality`` and run in ``dtype`` (model/fused.py)."""
     lam = quality_to_lambda(float(quality.reshape(-1)[0]), model.cfg)
-    x_hat = model.decode(z1, quality)[..., :target.shape[-2], :target.shape[-1]]
-    pixels = target.shape[-2] * target.shape[-1]
-    return pixels * math.log(2) * lam * 255.0 ** 2 * (x_hat - target).square().mean()
+    decode = folded_synthesis(model, quality, dtype)
+    h, w = target.shape[-2:]
+    weight = h * w * math.log(2) * lam * 255.0 ** 2
+
+    def nats(z1: torch.Tensor) -> torch.Tensor:
+        return weight * (decode(z1)[..., :h, :w] - target).square().mean()
+
+    return nats
 
 
 def refine_level1(model: PLN, x: torch.Tensor, quality: torch.Tensor, *, height: int,
                   width: int, prior: tuple, posterior: tuple, steps: int, step: float,
-                  coded: "Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None" = None
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+                  coded: "Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None" = None,
+                  dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     """``steps`` preconditioned steps (size ``step``) on the mean of the posterior
     q(z1) = N(mu1, s1^2) against the prior p(z1|z2) = N(mu_p, s_p^2); returns the refined
     (mu1, s1), s1 unchanged.
@@ -103,12 +110,13 @@ def refine_level1(model: PLN, x: torch.Tensor, quality: torch.Tensor, *, height:
     x: the padded image (1, 3, H, W) in [0, 1]; only its top-left height x width counts.
     ``coded``: coder-aware, the level-1 coder's mask of the dimensions it will code, from
     the standardized posterior (u, r) (coding/greedy.py ``coded_mask``); the others count as
-    the coder treats them, decoded at mu_p and free.
+    the coder treats them, decoded at mu_p and free. ``dtype``: the precision g_s runs in
+    (model/fused.py ``refine_dtype``).
     Returns the inputs unchanged when ``steps`` is 0 or the image is over MAX_PIXELS."""
     (mu_p, s_p), (mu1, s1) = prior, posterior
     if _skip(x, steps):
         return mu1, s1
-    target = x[..., :height, :width]
+    distortion = _distortion(model, quality, x[..., :height, :width], dtype)
     r = (s1 / s_p).detach()
     mask = coded
 
@@ -116,27 +124,28 @@ def refine_level1(model: PLN, x: torch.Tensor, quality: torch.Tensor, *, height:
         coded = 1.0 if mask is None else mask(u.detach(), r).to(u.dtype)
         # the KL's terms in r are left out: constant while the mask holds
         return 0.5 * (coded * u * u).sum() \
-            + _distortion_nats(model, mu_p + s_p * coded * u, quality, target)
+            + distortion(mu_p + s_p * coded * u)
 
     u = _descend(model, (mu1 - mu_p) / s_p, r * r, steps, step, loss)
     return mu_p + s_p * u, s1
 
 
 def refine_level2(model: PLN, x: torch.Tensor, quality: torch.Tensor, *, height: int,
-                  width: int, x_stats: tuple, posterior: tuple, steps: int, step: float
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+                  width: int, x_stats: tuple, posterior: tuple, steps: int, step: float,
+                  dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     """``steps`` preconditioned steps on the mean of q(z2|x) = N(mu2, s2^2) (prior N(0, 1))
     for the whole loss, KL2 + KL1 + distortion, z2 and z1 at their means and the level-1
-    statistics (mu_x, s_x) held; returns the refined (mu2, s2), s2 unchanged. Run before z2
+    statistics (mu_x, s_x) held, g_s in ``dtype``; returns the refined (mu2, s2), s2
+    unchanged. Run before z2
     is coded; :func:`refine_level1` then fits level 1 to the coded z2."""
     (mu2, s2) = posterior
     if _skip(x, steps):
         return mu2, s2
-    target = x[..., :height, :width]
+    distortion = _distortion(model, quality, x[..., :height, :width], dtype)
 
     def loss(u: torch.Tensor) -> torch.Tensor:
         (mu_p, s_p), (mu1, s1) = model.level1(x_stats, u, quality)
         kl1 = gaussian_kl_nats(mu1, s1, mu_p, s_p).sum()
-        return 0.5 * (u * u).sum() + kl1 + _distortion_nats(model, mu1, quality, target)
+        return 0.5 * (u * u).sum() + kl1 + distortion(mu1)
 
     return _descend(model, mu2, (s2 * s2).detach(), steps, step, loss), s2

@@ -17,6 +17,8 @@ decoded pixels by at most one level (PSNR difference 3e-6 dB).
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 
@@ -44,21 +46,31 @@ def _float(x: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def encode(model: PLN, x: torch.Tensor, quality: torch.Tensor,
-           tile: int = ANALYSIS_TILE, halo: int = ANALYSIS_HALO):
+           tile: int = ANALYSIS_TILE, halo: int = ANALYSIS_HALO,
+           analysis: "Callable[[torch.Tensor], torch.Tensor] | None" = None):
     """``model.encode`` with g_a over tiles of ``tile`` image pixels. ``x``: (1, 3, H, W),
-    float in [0, 1] or uint8 (converted a tile at a time)."""
+    float in [0, 1] or uint8 (converted a tile at a time). ``analysis``: x -> g_a(x - 0.5)
+    in place of the network's (model/fused.py ``folded_analysis``)."""
     _, _, H, W = x.shape
+    if analysis is None:
+        def analysis(t):
+            return model.g_a(t - 0.5, quality)
     if H <= tile and W <= tile:
-        return model.encode(_float(x), quality)
+        return _level2(model, analysis(_float(x)), quality)
     s = STRIDE1
     y = None
     for y0, y1, wy0, wy1 in _spans(H, tile, halo):
         for x0, x1, wx0, wx1 in _spans(W, tile, halo):
-            part = model.g_a(_float(x[..., wy0:wy1, wx0:wx1]) - 0.5, quality)
+            part = analysis(_float(x[..., wy0:wy1, wx0:wx1]))
             if y is None:
                 y = torch.empty(1, part.shape[1], H // s, W // s, device=x.device)
             y[..., y0 // s:y1 // s, x0 // s:x1 // s] = part[
                 ..., (y0 - wy0) // s:(y1 - wy0) // s, (x0 - wx0) // s:(x1 - wx0) // s]
+    return _level2(model, y, quality)
+
+
+def _level2(model: PLN, y: torch.Tensor, quality: torch.Tensor):
+    """g_a's output -> the level-1 statistics and q(z2|x), as ``model.encode`` returns them."""
     mu_x, s_x = y.chunk(2, dim=1)
     mu2, s2 = model.h_a(mu_x, quality).chunk(2, dim=1)
     return (mu_x, _scale(s_x)), (mu2, _scale(s2))
