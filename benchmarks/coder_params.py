@@ -86,6 +86,8 @@ def _refine(steps: int, l2_steps: int) -> dict:
 # the CPU default at the end of 2026-11-30's second session (9-bit shards, beam 24)
 DEFAULT_2026_11_30 = {**_refine(1, 1), "l1_target": "likelihood", "l1_shard_bits": 9,
                       "l1_beam": 24}
+BF16_2026_11_30 = {**DEFAULT_2026_11_30, "refine_precision": "bfloat16",
+                   "analysis_precision": "bfloat16"}
 
 VARIANTS = {
     "equal-shards": THESIS,   # the reference
@@ -183,6 +185,11 @@ VARIANTS = {
     "prec-bf16-beam16": {**DEFAULT_2026_11_30, "refine_precision": "bfloat16", "l1_beam": 16},
     "prec-bf16-analysis": {**DEFAULT_2026_11_30, "refine_precision": "bfloat16",
                            "analysis_precision": "bfloat16"},
+    # what the time bfloat16 saves could buy, or what more could be saved (issue 17)
+    "prec-bf16-refine2": {**BF16_2026_11_30, "refine_steps": 2, "refine_l2_steps": 2},
+    "prec-bf16-refine3": {**BF16_2026_11_30, "refine_steps": 3, "refine_l2_steps": 3},
+    "prec-bf16-offsets01": {**BF16_2026_11_30, "l1_rd_offsets": (0, 1)},
+    "prec-bf16-beam16-offsets01": {**BF16_2026_11_30, "l1_beam": 16, "l1_rd_offsets": (0, 1)},
 }
 
 

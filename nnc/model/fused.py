@@ -67,9 +67,12 @@ def folded(seq, quality: torch.Tensor, dtype: torch.dtype = torch.float32
             elif isinstance(layer, GDN):
                 beta, gamma = layer.effective()
                 c = gamma.shape[0]
-                ops.append(partial(_gdn, gamma=gamma.view(c, c, 1, 1).to(dtype)
-                                   .contiguous(memory_format=fmt), beta=beta.to(dtype),
-                                   inverse=layer.inverse))
+                as_conv = (lambda m: m.view(c, c, 1, 1).to(dtype).contiguous(memory_format=fmt))
+                if layer.inverse:
+                    ops.append(partial(_InverseGDN.apply, gamma=as_conv(gamma),
+                                       beta=beta.to(dtype), gamma_t=as_conv(gamma.t())))
+                else:
+                    ops.append(partial(_gdn, gamma=as_conv(gamma), beta=beta.to(dtype)))
             else:
                 raise TypeError(f"folded: unexpected layer {type(layer).__name__}")
 
@@ -82,10 +85,35 @@ def folded(seq, quality: torch.Tensor, dtype: torch.dtype = torch.float32
     return run
 
 
-def _gdn(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, inverse: bool
-         ) -> torch.Tensor:
-    norm = torch.sqrt(F.conv2d(x * x, gamma, beta))
-    return x * norm if inverse else x / norm
+def _gdn(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    return x / torch.sqrt(F.conv2d(x * x, gamma, beta))
+
+
+class _InverseGDN(torch.autograd.Function):
+    """IGDN, y = x * s with s = sqrt(beta + gamma (x^2)) (a 1x1 convolution), and its
+    gradient in x written out (gamma and beta are constants here):
+
+        dx = dy * s + x * gamma^T (dy * x / s),
+
+    five passes over the activations where autograd's chain of mul, sqrt and conv takes
+    about eight (the passes, not the convolutions, dominate in bfloat16)."""
+
+    @staticmethod
+    def forward(ctx, x, gamma, beta, gamma_t):
+        s = torch.sqrt(F.conv2d(x * x, gamma, beta))
+        ctx.save_for_backward(x, s)
+        ctx.gamma_t = gamma_t
+        return x * s
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, s = ctx.saved_tensors
+        t = dy * x
+        t /= s
+        dx = F.conv2d(t, ctx.gamma_t)
+        dx *= x
+        dx.addcmul_(dy, s)
+        return dx, None, None, None
 
 
 def folded_synthesis(model: PLN, quality: torch.Tensor, dtype: torch.dtype = torch.float32
