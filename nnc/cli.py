@@ -19,6 +19,7 @@ import click
 
 from .container import MAX_FILE_BYTES
 from .errors import InputError, NNCError, OutputError
+from .malloc import keep_freed_memory
 
 EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
 DEBUG = False
@@ -371,6 +372,7 @@ def _worker_init(threads: int, debug: bool) -> None:
     global DEBUG, _IN_WORKER
     DEBUG, _IN_WORKER = debug, True
     os.environ["OMP_NUM_THREADS"] = str(threads)   # torch and ONNX Runtime read it
+    keep_freed_memory()
     signal.signal(signal.SIGTERM, _on_sigterm_in_worker)   # a terminated batch leaves no .part
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
 
@@ -480,6 +482,7 @@ def main(debug: bool) -> None:
     """nnc: a neural image codec that sends samples, not quantized latents."""
     global DEBUG
     DEBUG = debug
+    keep_freed_memory()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)
 

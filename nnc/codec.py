@@ -114,8 +114,6 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
     mark = _Stages(timings, device)
     loaded = load_model(model_name, device)
     model = loaded.net
-    if device == "cpu":   # oneDNN's convolutions run a third faster channels-last (forward
-        model.to(memory_format=torch.channels_last)  # and backward); the floats move by ulps
     if not 0.0 <= quality <= 1.0:
         raise ValueError("quality must be within [0, 1]")
     quality = float(np.float32(quality))    # the decoder sees the header's float32

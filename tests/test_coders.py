@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from nnc.coding import sideinfo
@@ -209,3 +210,26 @@ def test_likelihood_target_decodes_closer_to_what_the_model_predicts():
     assert torch.allclose(greedy_decode(idx, shards, 3, 8, 0.5), lik, atol=1e-5)
     assert distortion(lik) < 0.98 * distortion(post)
 
+
+
+@pytest.mark.parametrize("beams,cands,k", [(1, 64, 8), (6, 64, 8), (24, 512, 24), (3, 8, 16)])
+def test_best_pairs_are_the_lowest_scores_best_first(beams, cands, k):
+    """The beam search's selection (coding/greedy.py _best_pairs) finds the same pairs as
+    one sort over all of them."""
+    from nnc.coding.greedy import _best_pairs
+    score = torch.randn(50, beams, cands, generator=torch.Generator().manual_seed(beams))
+    k = min(k, beams * cands)
+    parent, choice = _best_pairs(score, k)
+    want = score.reshape(50, -1).topk(k, dim=1, largest=False)
+    rows = torch.arange(50)[:, None]
+    assert torch.equal(score[rows, parent, choice], want.values)
+    assert torch.equal(parent * cands + choice, want.indices)
+
+
+def test_the_cli_keeps_freed_memory():
+    """nnc/malloc.py: glibc's thresholds raised (or nothing done elsewhere), no error."""
+    import platform
+    from nnc.malloc import keep_freed_memory
+    took = keep_freed_memory()
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert took

@@ -43,7 +43,7 @@ from .prng import (STREAM_L1_OUTLIER_NOISE, STREAM_LEVEL1, block_keys, block_key
 SECTIONS = {"Z1SA": 2, "Z1SI": 2, "Z1IX": 3}   # tag: rank in the file (spec §1)
 
 # elements (blocks x candidates x dims) processed per chunk: bounds peak memory (~0.5 GiB)
-CHUNK_ELEMENTS = 1 << 23
+CHUNK_ELEMENTS = 1 << 21
 
 
 def shard_counts(kl_bits: torch.Tensor, bits: int, max_shards: int,
@@ -132,22 +132,36 @@ def greedy_encode(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tensor, s
                 noise = _shard_noise(seed, k, uniq, cand, dims)[inv]
                 noise *= scale
             look = remaining_variance(k_b, k, decay)[:, None] if lookahead else 0.0
-            w = 1.0 / (var + look)                                       # (n, dims)
+            w = 1.0 / (var + look)[:, None]                              # (n, 1, dims)
             r = s - mu[:, None]                                          # (n, B, dims)
             # sum_d w (r + noise)^2 = sum_d w r^2 + 2 (w r) . noise + sum_d w noise^2,
-            # the last two as matrix products, laid out (n, C, B)
-            cross = torch.bmm(noise, (w[:, None] * r).transpose(1, 2))   # (n, C, B)
-            cross.mul_(2).add_(torch.bmm(noise.square(), w[:, :, None]))
-            cross.add_((w[:, None] * r.square()).sum(-1)[:, None])
-            keep = min(beam, cross.shape[2] * n_cand)
-            top = cross.reshape(n, -1).topk(keep, dim=1, largest=False).indices  # best first
-            parent, choice = top % cross.shape[2], top // cross.shape[2]
+            # the last two as matrix products, laid out (n, B, C)
+            score = torch.bmm(w * r, noise.transpose(1, 2))              # (n, B, C)
+            score.mul_(2).add_(torch.bmm(w, noise.square().transpose(1, 2)))
+            score.add_((w * r.square()).sum(-1, keepdim=True))
+            parent, choice = _best_pairs(score, min(beam, score.shape[1] * n_cand))
             rows = torch.arange(n, device=device)[:, None]
             s = s[rows, parent] + noise[rows, choice]
             idx = torch.cat([idx[rows, parent], choice[..., None]], dim=2)
         sample[b] = s[:, 0]
         indices[b, :idx.shape[2]] = idx[:, 0]
     return indices, sample
+
+
+def _best_pairs(score: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` lowest entries of each row of ``score`` (n, beams, candidates), best first,
+    as (beam, candidate) index pairs, each (n, k). The k best pairs can only use the k
+    candidates whose best beam scores lowest (any other candidate's pairs all score at least
+    the k-th of those), so the full sort runs over k x beams entries per row, not
+    candidates x beams: half the time of one topk over all of them."""
+    n, beams, cands = score.shape
+    if beams == 1 or k >= cands:
+        top = score.reshape(n, -1).topk(k, dim=1, largest=False).indices
+        return top // cands, top % cands
+    few = score.amin(1).topk(k, dim=1, largest=False).indices            # (n, k)
+    sub = torch.gather(score, 2, few[:, None, :].expand(n, beams, k))   # (n, beams, k)
+    top = sub.reshape(n, -1).topk(k, dim=1, largest=False).indices
+    return top // k, torch.gather(few, 1, top % k)
 
 
 def greedy_decode(indices: torch.Tensor, shards: torch.Tensor, seed: int,

@@ -90,7 +90,7 @@ def decode(code: Level2Code, shape: tuple, seed: int, device="cpu") -> "torch.Te
     return importance_decode(code, math.prod(shape), seed, device).reshape(1, *shape)
 
 
-CHUNK_ELEMENTS = 1 << 23
+CHUNK_ELEMENTS = 1 << 22
 
 
 def make_groups(kl_bits: np.ndarray, budget_bits: float, max_group: int) -> np.ndarray:

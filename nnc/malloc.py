@@ -1,0 +1,36 @@
+"""The C allocator's settings for an nnc process (the CLI's): keep freed memory for reuse.
+
+The encoder allocates and frees arrays of 1-100 MB many times per image (the candidates'
+words, scores and Gaussians of each shard). glibc serves allocations over its mmap threshold
+(128 KiB, rising with use up to 32 MiB) with fresh mappings and trims the heap when a freed
+top exceeds its trim threshold, so most of those arrays come back as new pages that the
+kernel must fault in and zero: 20-30% of level-2 coding and a tenth of `nnc compress` as a
+whole (kodim23: 3.2-3.5 s -> 3.0 s, the same bytes out). Raising both thresholds makes the
+heap keep those pages; peak memory is unchanged, since nothing more is allocated at once.
+
+Only the CLI calls this (a library should not change its host's allocator); elsewhere than
+glibc it does nothing.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+
+M_TRIM_THRESHOLD = -1      # mallopt's parameters (malloc.h)
+M_TOP_PAD = -2
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 32 << 20  # glibc's largest (DEFAULT_MMAP_THRESHOLD_MAX on 64-bit)
+TRIM_THRESHOLD = 1 << 30
+TOP_PAD = 64 << 20        # grow the heap 64 MiB at a time (address space; pages come as used)
+
+
+def keep_freed_memory() -> bool:
+    """Raise glibc's mmap and trim thresholds for this process; True when it took."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+                and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) and mallopt(M_TOP_PAD, TOP_PAD))
