@@ -42,8 +42,9 @@ from .prng import (STREAM_L1_OUTLIER_NOISE, STREAM_LEVEL1, block_keys, block_key
 
 SECTIONS = {"Z1SA": 2, "Z1SI": 2, "Z1IX": 3}   # tag: rank in the file (spec §1)
 
-# elements (blocks x candidates x dims) processed per chunk: bounds peak memory (~0.5 GiB)
-CHUNK_ELEMENTS = 1 << 21
+# elements (blocks x candidates x dims) processed per chunk: bounds peak memory (~0.25 GiB);
+# smaller chunks reuse freed memory (nnc/malloc.py), larger ones cost more per-op overhead
+CHUNK_ELEMENTS = 1 << 22
 
 
 def shard_counts(kl_bits: torch.Tensor, bits: int, max_shards: int,
@@ -69,9 +70,9 @@ def shard_scale(shards: torch.Tensor, k: int, decay: float) -> torch.Tensor:
     return w.sqrt().to(torch.float32)
 
 
-def _shard_noise(seed, shard, block_ids, candidates, dims, scale=None):
+def _shard_noise(seed, shard, block_ids, candidates, dims, scale=None, dims_first=False):
     keys = block_keys(seed, STREAM_LEVEL1 + shard, block_ids, block_ids.device)
-    g = words_to_gaussian(candidate_words(keys, candidates, dims))
+    g = words_to_gaussian(candidate_words(keys, candidates, dims, dims_first))
     return g if scale is None else g.mul_(scale)
 
 
@@ -126,22 +127,22 @@ def greedy_encode(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tensor, s
                 n = b.numel()
             scale = shard_scale(k_b, k, decay)[:, None, None]
             if block_ids is None:
-                noise = _shard_noise(seed, k, b, cand, dims, scale)      # (n, C, dims)
+                noise = _shard_noise(seed, k, b, cand, dims, scale, True)  # (n, dims, C)
             else:        # rows may repeat a block (rd_encode): draw its candidates once
                 uniq, inv = torch.unique(block_ids[b], return_inverse=True)
-                noise = _shard_noise(seed, k, uniq, cand, dims)[inv]
+                noise = _shard_noise(seed, k, uniq, cand, dims, dims_first=True)[inv]
                 noise *= scale
             look = remaining_variance(k_b, k, decay)[:, None] if lookahead else 0.0
             w = 1.0 / (var + look)[:, None]                              # (n, 1, dims)
             r = s - mu[:, None]                                          # (n, B, dims)
             # sum_d w (r + noise)^2 = sum_d w r^2 + 2 (w r) . noise + sum_d w noise^2,
             # the last two as matrix products, laid out (n, B, C)
-            score = torch.bmm(w * r, noise.transpose(1, 2))              # (n, B, C)
-            score.mul_(2).add_(torch.bmm(w, noise.square().transpose(1, 2)))
+            score = torch.bmm(w * r, noise)                              # (n, B, C)
+            score.mul_(2).add_(torch.bmm(w, noise.square()))
             score.add_((w * r.square()).sum(-1, keepdim=True))
             parent, choice = _best_pairs(score, min(beam, score.shape[1] * n_cand))
             rows = torch.arange(n, device=device)[:, None]
-            s = s[rows, parent] + noise[rows, choice]
+            s = s[rows, parent] + noise[rows, :, choice]                 # (n, B, dims)
             idx = torch.cat([idx[rows, parent], choice[..., None]], dim=2)
         sample[b] = s[:, 0]
         indices[b, :idx.shape[2]] = idx[:, 0]

@@ -118,8 +118,15 @@ def _group_layout(sizes: np.ndarray, device):
 
 def _candidate_gaussians(seed, group_of_dim, pos_in_group, candidates):
     """Shared N(0,1) for each (dim, candidate): shape (n_dims, n_cand) or (n_dims, 1)."""
-    keys = block_keys(seed, STREAM_LEVEL2, group_of_dim, group_of_dim.device)
-    h = mix32_(keys.unsqueeze(-1) ^ candidates.to(torch.int32))
+    if candidates.ndim == 1:
+        # every dim tries the same candidates: hash each group's (key, candidate) once and
+        # share it among the group's dims (group_of_dim is ascending); the same words
+        groups, inv = torch.unique_consecutive(group_of_dim, return_inverse=True)
+        keys = block_keys(seed, STREAM_LEVEL2, groups, group_of_dim.device)
+        h = mix32_(keys.unsqueeze(-1) ^ candidates.to(torch.int32))[inv]
+    else:
+        keys = block_keys(seed, STREAM_LEVEL2, group_of_dim, group_of_dim.device)
+        h = mix32_(keys.unsqueeze(-1) ^ candidates.to(torch.int32))
     h = mix32_(h ^ pos_in_group.to(torch.int32).unsqueeze(-1))
     return words_to_gaussian(h)
 

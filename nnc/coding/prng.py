@@ -70,13 +70,17 @@ def block_keys(seed: int, stream, block, device="cpu") -> torch.Tensor:
     return mix32(h ^ _as_u32(block, device))
 
 
-def candidate_words(keys: torch.Tensor, candidates: torch.Tensor, dims: int) -> torch.Tensor:
-    """u32 words for keys[..., None] x candidates x range(dims): shape keys.shape+cand+(dims,).
+def candidate_words(keys: torch.Tensor, candidates: torch.Tensor, dims: int,
+                    dims_first: bool = False) -> torch.Tensor:
+    """u32 words for keys[..., None] x candidates x range(dims): shape keys.shape+cand+(dims,)
+    (``dims_first``: the same words laid out keys.shape + (dims,) + cand).
 
     ``candidates`` broadcasts against ``keys[..., None]`` (e.g. shape (n_cand,) or (B, 1)).
     """
     h = mix32_(keys.unsqueeze(-1) ^ candidates.to(torch.int32))
     d = torch.arange(dims, device=keys.device, dtype=torch.int32)
+    if dims_first:
+        return mix32_(h.unsqueeze(-2) ^ d[:, None])
     return mix32_(h.unsqueeze(-1) ^ d)
 
 
