@@ -1,6 +1,8 @@
 """Shared randomness: golden vectors, an independent pure-Python reference, random access."""
 from statistics import NormalDist
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -102,3 +104,15 @@ def test_cuda_integers_identical():
     gpu = candidate_words(keys.cuda(), torch.arange(256).cuda(), 8).cpu()
     assert torch.equal(cpu, gpu)
     assert torch.allclose(words_to_gaussian(cpu), words_to_gaussian(gpu.cuda()).cpu(), atol=1e-5)
+
+
+def test_in_place_hash_takes_both_paths():
+    """mix32_ xors the int16 halves of a contiguous tensor and shifts otherwise: the same
+    words either way, and as the numpy reference."""
+    from nnc.coding.prng import mix32_, mix32_np
+    x = torch.randint(-2 ** 31, 2 ** 31 - 1, (64, 6), dtype=torch.int32,
+                      generator=torch.Generator().manual_seed(3))
+    want = mix32_np(x.numpy().view(np.uint32)).view(np.int32).reshape(64, 6)
+    assert np.array_equal(mix32_(x.clone()).numpy(), want)
+    strided = x.clone().t()                     # not contiguous: the shifting path
+    assert np.array_equal(mix32_(strided).t().numpy(), want)
