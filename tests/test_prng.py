@@ -2,7 +2,6 @@
 from statistics import NormalDist
 
 import numpy as np
-
 import pytest
 import torch
 
