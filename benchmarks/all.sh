@@ -23,6 +23,9 @@ python -m benchmarks.coder_params --variants likelihood \
 python -m benchmarks.coder_params --variants shards \
     --out $R/coder-params-shards.json                                             # ~45 min
 python -m benchmarks.shard_contexts --out $R/shard-contexts.json                # ~5 min
+# "Per-image refinement": bfloat16 g_a and refinement, and what its time could buy
+python -m benchmarks.coder_params --variants precision \
+    --out $R/coder-params-precision.json                                          # ~15 min
 # "Level-1 coders measured": the per-rate table (and the coders' grids)
 python -m benchmarks.coders                  # ~10 min (the per-rate part alone ~1.5 min)
 python -m benchmarks.level1_prototypes --images kodim05 kodim23 \

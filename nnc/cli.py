@@ -566,15 +566,23 @@ def _importing():
     """Heavy imports (torch, ONNX Runtime) with Python's cyclic garbage collector paused: it
     would otherwise run dozens of times over the hundreds of thousands of objects they
     create, a tenth of `import torch` (1.45 -> 1.35 s here). Afterwards those objects are
-    frozen out of later collections (gc.freeze) and collection goes on as before."""
-    was = gc.isenabled()
+    frozen out of later collections (gc.freeze) and collection goes on as before. Only the
+    first time in a process (a batch's later inputs import nothing new, and freezing their
+    garbage would keep it)."""
+    global _IMPORTED
+    if _IMPORTED or not gc.isenabled():
+        yield
+        return
     gc.disable()
     try:
         yield
     finally:
+        _IMPORTED = True
         gc.freeze()
-        if was:
-            gc.enable()
+        gc.enable()
+
+
+_IMPORTED = False
 
 
 def _compress_one(src: str, dst: str, o: dict) -> None:

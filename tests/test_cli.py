@@ -311,3 +311,16 @@ def test_models_lists_the_installed_models(runner):
     rows = json.loads(runner.invoke(main, ["models", "--json"]).stdout)
     assert {r["name"] for r in rows} >= {"pln-gpu-1", "pln-cpu-1"}
     assert sum(r["default"] for r in rows) == 1
+
+
+def test_heavy_imports_pause_the_garbage_collector_once():
+    """cli._importing: the collector is off inside the first block only, and on afterwards."""
+    import gc
+    from nnc import cli
+    cli._IMPORTED = False
+    with cli._importing():
+        assert not gc.isenabled()
+    assert gc.isenabled() and cli._IMPORTED
+    with cli._importing():
+        assert gc.isenabled()          # later blocks leave it alone
+    assert gc.isenabled()
