@@ -34,7 +34,7 @@ def main():
     torch.set_num_threads(args.threads)
     loaded = load_model(None, "cpu")
     # as `nnc compress --bpp` runs on the CPU: with the CLI's default refinement steps
-    settings = codec.refined(codec.default_refine_steps("cpu"))
+    settings = codec.default_settings("cpu")
     rows = []
     for f in sorted(KODAK.glob("*.png"))[:args.limit]:
         img = read_image(f.read_bytes())

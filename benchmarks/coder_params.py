@@ -188,6 +188,16 @@ VARIANTS = {
     # what the time bfloat16 saves could buy, or what more could be saved (issue 17)
     "prec-bf16-refine2": {**BF16_2026_11_30, "refine_steps": 2, "refine_l2_steps": 2},
     "prec-bf16-refine3": {**BF16_2026_11_30, "refine_steps": 3, "refine_l2_steps": 3},
+    "prec-bf16-step0.35": {**BF16_2026_11_30, "refine_step": 0.35},
+    "prec-bf16-step0.7": {**BF16_2026_11_30, "refine_step": 0.7},
+    "prec-bf16-step0.25": {**BF16_2026_11_30, "refine_step": 0.25},
+    "prec-bf16-step0.3": {**BF16_2026_11_30, "refine_step": 0.3},
+    "prec-bf16-step0.4": {**BF16_2026_11_30, "refine_step": 0.4},
+    "prec-bf16-l2x2": {**BF16_2026_11_30, "refine_l2_steps": 2},
+    "prec-bf16-l2x2-step0.35": {**BF16_2026_11_30, "refine_l2_steps": 2, "refine_step": 0.35},
+    "prec-bf16-refine5": {**BF16_2026_11_30, "refine_steps": 5, "refine_l2_steps": 5},
+    "prec-bf16-refine5-step0.35": {**BF16_2026_11_30, "refine_steps": 5, "refine_l2_steps": 5,
+                                   "refine_step": 0.35},
     "prec-bf16-offsets01": {**BF16_2026_11_30, "l1_rd_offsets": (0, 1)},
     "prec-bf16-beam16-offsets01": {**BF16_2026_11_30, "l1_beam": 16, "l1_rd_offsets": (0, 1)},
 }

@@ -77,7 +77,7 @@ def run_classical(name: str, images) -> dict:
 
 def run_nnc(images, qualities, refine: int | None = None) -> dict:
     """nnc as ``nnc compress`` runs on the CPU by default (``refine`` None: the CLI's CPU
-    refinement steps, codec.default_refine_steps("cpu")), or with ``refine`` steps of
+    refinement, codec.default_settings("cpu")), or with ``refine`` steps of
     per-image refinement (``nnc compress --refine``; recorded under "nnc_refine", without the
     posterior decodes, which do not depend on the coder)."""
     from nnc import codec
@@ -86,8 +86,7 @@ def run_nnc(images, qualities, refine: int | None = None) -> dict:
     from nnc.model.weights import load_model
 
     loaded = load_model(None, "cpu")
-    steps = codec.default_refine_steps("cpu") if refine is None else refine
-    settings = codec.refined(steps)
+    settings = codec.default_settings("cpu") if refine is None else codec.refined(refine)
 
     per_image = {}
     for fname, rgb in images:

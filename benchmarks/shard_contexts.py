@@ -71,7 +71,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
     torch.set_num_threads(2)
-    settings = codec.refined(codec.default_refine_steps("cpu"))   # the CLI's CPU default
+    settings = codec.default_settings("cpu")   # the CLI's CPU default
     rows = []
     for q in a.qualities:
         file_bits = side_bits = 0.0

@@ -32,7 +32,7 @@ from nnc.image_io import RasterImage
 t_import = time.perf_counter()
 rgb = np.asarray(Image.open(sys.argv[1]).convert("RGB"))
 timings = {}
-settings = codec.refined(codec.default_refine_steps("cpu"))
+settings = codec.default_settings("cpu")
 data = codec.compress(RasterImage(rgb, False, None), float(sys.argv[2]), device="cpu",
                       settings=settings, timings=timings)
 print(json.dumps({"imports_s": t_import - t0, "compress_s": time.perf_counter() - t_import,

@@ -95,7 +95,7 @@ def compress(image, quality: float | None = None, bpp: float | None = None, seed
     if not 0 <= quality <= 1:
         raise ValueError(f"quality is a rate parameter in [0, 1], not {quality!r}")
     img = _to_raster(image)
-    settings = codec.refined(codec.default_refine_steps(device) if refine is None else refine)
+    settings = codec.default_settings(device) if refine is None else codec.refined(refine)
     if bpp is not None:
         from .ratecontrol import compress_to_bpp
         return compress_to_bpp(img, bpp, seed=seed, model_name=model, device=device,

@@ -513,7 +513,8 @@ _jobs = click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
 @click.option("--refine", "refine_steps", type=click.IntRange(0, 1000), default=None,
               help="Steps (per latent level) that fit the latents to each image: slower "
                    "encoding, better files; decoding is unchanged. Images over 1 megapixel "
-                   "skip it. [default: 5 on a GPU, 1 on the CPU]")
+                   "skip it. [default: 5 on a GPU; on the CPU 2 on the small level, 1 on "
+                   "the large one]")
 @click.option("--model", "model_name", default=None, help="Model name (default: shipped).")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=100_000_000,
               show_default=True, help="Refuse images with more pixels than this.")
@@ -591,7 +592,7 @@ def _compress_one(src: str, dst: str, o: dict) -> None:
         from .image_io import read_image
     _refuse_existing(dst, o["force"])
     steps = o["refine_steps"]
-    settings = codec.refined(codec.default_refine_steps(o["device"]) if steps is None else steps)
+    settings = codec.default_settings(o["device"]) if steps is None else codec.refined(steps)
     try:
         img = read_image(read_input(src), max_pixels=o["max_pixels"])
     except InputError as e:

@@ -83,8 +83,11 @@ def pick_device(device: str | None = None) -> str:
     return device
 
 
-REFINE_STEPS_GPU = 5     # the CLI's default refinement steps per level on a GPU ...
-REFINE_STEPS_CPU = 1     # ... and on the CPU (benchmarks/results/refine-params.json)
+REFINE_STEPS_GPU = 5     # the CLI's default refinement steps per level on a GPU; on the CPU:
+# two steps on level 2 and one on level 1, from step 0.35 (6 Kodak images x 4 rates,
+# benchmarks/results/coder-params-precision.json: BD-rate against WebP -7.5%, against -5.7%
+# for one step per level from 0.5; in bfloat16 a step costs a third of what it did)
+CPU_REFINEMENT = Refinement(steps=1, l2_steps=2, step=0.35)
 
 
 def refined(steps: int, settings: Settings | None = None) -> Settings:
@@ -94,13 +97,14 @@ def refined(steps: int, settings: Settings | None = None) -> Settings:
     return replace(s, refine=replace(s.refine, steps=steps, l2_steps=steps))
 
 
-def default_refine_steps(device: str | None = None) -> int:
-    """Refinement steps (model/refine.py) the CLI uses by default on this device: on the CPU
-    one per level, which gets most of what two would (6 Kodak images: BD-rate against WebP
-    +4.4% without, -0.3% with one, -0.9% with two) and keeps a Kodak image within 10 s as a
-    whole process; on a GPU steps cost little."""
+def default_settings(device: str | None = None) -> Settings:
+    """What ``nnc compress`` uses without ``--refine`` on this device: on a GPU, where steps
+    cost little, REFINE_STEPS_GPU per level; on the CPU, CPU_REFINEMENT, which keeps a Kodak
+    image under 3 s as a whole process (README, "Speed and memory")."""
     named = device if device and device != "auto" else pick_device(device)
-    return REFINE_STEPS_GPU if named.startswith("cuda") else REFINE_STEPS_CPU
+    if named.startswith("cuda"):
+        return refined(REFINE_STEPS_GPU)
+    return replace(Settings(), refine=CPU_REFINEMENT)
 
 
 @torch.no_grad()
@@ -215,5 +219,5 @@ def decompress_codes(codes: FileCodes, device: str | None = None, timings: dict 
 
 
 __all__ = ["CompressStats", "Refinement", "Settings", "compress", "decompress",
-           "decompress_codes", "default_model_name", "default_refine_steps", "pick_device",
+           "decompress_codes", "default_model_name", "default_settings", "pick_device",
            "refined"]

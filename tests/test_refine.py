@@ -146,14 +146,15 @@ def test_level2_refinement_lowers_the_models_loss(kodim23_crop):
     assert refine.refine_level2(model, x, q, steps=0, step=0.2, **kw) == (mu2, s2)
 
 
-def test_cli_default_refine_steps_follow_the_device():
-    assert codec.default_refine_steps("cpu") == codec.REFINE_STEPS_CPU == 1
-    assert codec.default_refine_steps("cuda") == codec.REFINE_STEPS_GPU > 1
+def test_cli_default_refinement_follows_the_device():
+    cpu, gpu = codec.default_settings("cpu").refine, codec.default_settings("cuda").refine
+    assert (cpu.steps, cpu.l2_steps, cpu.step) == (1, 2, 0.35) and cpu == codec.CPU_REFINEMENT
+    assert gpu.steps == gpu.l2_steps == codec.REFINE_STEPS_GPU > 1
     from click.testing import CliRunner
     from nnc.cli import main
     text = " ".join(CliRunner().invoke(main, ["compress", "--help"]).output.split())
-    assert (f"[default: {codec.REFINE_STEPS_GPU} on a GPU, {codec.REFINE_STEPS_CPU} on the "
-            "CPU]") in text
+    assert (f"[default: {codec.REFINE_STEPS_GPU} on a GPU; on the CPU 2 on the small level, "
+            "1 on the large one]") in text
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
