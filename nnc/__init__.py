@@ -84,8 +84,9 @@ def compress(image, quality: float | None = None, bpp: float | None = None, seed
 
     ``quality`` in [0, 1] is the rate parameter (default 0.5); ``bpp`` instead targets a file size in
     bits per pixel (as ``nnc compress --bpp``). ``refine``: refinement steps per latent
-    level, as ``nnc compress --refine`` (None: the CLI's default on the device, 1 on the
-    CPU and 5 on a GPU)."""
+    level, as ``nnc compress --refine`` (None: the CLI's default on the device: on the CPU
+    2 steps on level 2 and 1 on level 1, from a smaller first step (codec.CPU_REFINEMENT);
+    5 per level on a GPU)."""
     from . import codec
     if bpp is not None and quality is not None:
         raise ValueError("give quality or bpp, not both")

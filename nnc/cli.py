@@ -646,9 +646,10 @@ def _decompress_one(src: str, dst: str, o: dict) -> None:
     # every check on the file's integers first, without torch: a bad file is refused in
     # milliseconds and with little memory
     codes = read_codes(read_input(src, MAX_NNC_BYTES), o["max_pixels"])
-    with _importing():           # the decoder imports its engine as it starts
-        from .decoder import decompress as decode
-        img = decode(codes, device=o["device"], engine=o["engine"])
+    with _importing():
+        from .decoder import decompress as decode, import_engine
+        import_engine(codes, o["device"], o["engine"])
+    img = decode(codes, device=o["device"], engine=o["engine"])
     try:
         out = encode_for(img, dst)
     except ValueError as e:

@@ -142,12 +142,24 @@ def decompress(codes: FileCodes, device: str | None = None, engine: str = "auto"
     """Decode with ONNX Runtime (``engine`` "onnx", or "auto" on the CPU when the model has
     graphs and the image is at most ONNX_MAX_PIXELS or torch is not installed) or torch
     (``engine`` "torch", a CUDA ``device``, or a larger image)."""
-    hd = codes.header
-    use_onnx = engine == "onnx" or (
-        engine == "auto" and (device or "auto") in ("auto", "cpu")
-        and available(hd.model_name)
-        and (hd.width * hd.height <= ONNX_MAX_PIXELS or not _torch_installed()))
-    if use_onnx:
+    if uses_onnx(codes, device, engine):
         return decompress_codes(codes, timings)
     from . import codec
     return codec.decompress_codes(codes, device=device, timings=timings)
+
+
+def uses_onnx(codes: FileCodes, device: str | None = None, engine: str = "auto") -> bool:
+    """Whether :func:`decompress` decodes these codes with ONNX Runtime (else torch)."""
+    hd = codes.header
+    return engine == "onnx" or (
+        engine == "auto" and (device or "auto") in ("auto", "cpu")
+        and available(hd.model_name)
+        and (hd.width * hd.height <= ONNX_MAX_PIXELS or not _torch_installed()))
+
+
+def import_engine(codes: FileCodes, device: str | None = None, engine: str = "auto") -> None:
+    """Import the inference engine :func:`decompress` will use (the CLI imports it with the
+    garbage collector paused)."""
+    import importlib
+    importlib.import_module("onnxruntime" if uses_onnx(codes, device, engine)
+                            else f"{__package__}.codec")

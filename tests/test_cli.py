@@ -313,11 +313,12 @@ def test_models_lists_the_installed_models(runner):
     assert sum(r["default"] for r in rows) == 1
 
 
-def test_heavy_imports_pause_the_garbage_collector_once():
+def test_heavy_imports_pause_the_garbage_collector_once(monkeypatch):
     """cli._importing: the collector is off inside the first block only, and on afterwards."""
     import gc
     from nnc import cli
-    cli._IMPORTED = False
+    monkeypatch.setattr(cli, "_IMPORTED", False)
+    monkeypatch.setattr(gc, "freeze", lambda: None)      # keep pytest's own objects collectable
     with cli._importing():
         assert not gc.isenabled()
     assert gc.isenabled() and cli._IMPORTED

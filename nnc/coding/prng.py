@@ -71,7 +71,8 @@ def mix32_(x: "torch.Tensor") -> "torch.Tensor":
 def _halves(x: "torch.Tensor"):
     """(low, high) int16 views of a contiguous int32 tensor's half-words, or None (a
     big-endian machine, or a tensor that is not contiguous)."""
-    if sys.byteorder != "little" or not x.is_contiguous() or x.numel() == 0:
+    if (sys.byteorder != "little" or x.dtype != torch.int32 or not x.is_contiguous()
+            or x.numel() == 0):
         return None
     pairs = x.view(-1).view(torch.int16).view(-1, 2)
     return pairs[:, 0], pairs[:, 1]

@@ -17,6 +17,7 @@ from typing import Callable
 import torch
 from torch import nn
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from .layers import GDN
 from .pln import PLN
@@ -25,9 +26,11 @@ from .pln import PLN
 def fast_bf16() -> bool:
     """Whether this CPU runs bfloat16 convolutions natively (AVX512-BF16 or AMX); elsewhere
     oneDNN emulates them and they are slower than float32."""
+    probes = (getattr(torch.cpu, name, None) for name in
+              ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
     try:
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    except (AttributeError, RuntimeError):
+        return any(bool(probe()) for probe in probes if probe is not None)
+    except RuntimeError:
         return False
 
 
@@ -53,6 +56,9 @@ def folded(seq, quality: torch.Tensor, dtype: torch.dtype = torch.float32
     with torch.no_grad():
         for layer in seq.layers:
             if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+                if (layer.groups != 1 or layer.padding_mode != "zeros"
+                        or any(d != 1 for d in layer.dilation)):
+                    raise TypeError("folded: only plain zero-padded convolutions fold")
                 g = next(gains).gain(quality)[0]          # (cout,)
                 shape = (1, -1, 1, 1) if isinstance(layer, nn.ConvTranspose2d) else (-1, 1, 1, 1)
                 w = (layer.weight * g.view(shape)).to(dtype).contiguous(memory_format=fmt)
@@ -106,6 +112,7 @@ class _InverseGDN(torch.autograd.Function):
         return x * s
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, dy):
         x, s = ctx.saved_tensors
         t = dy * x

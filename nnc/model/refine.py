@@ -111,7 +111,7 @@ def refine_level1(model: PLN, x: torch.Tensor, quality: torch.Tensor, *, height:
     ``coded``: coder-aware, the level-1 coder's mask of the dimensions it will code, from
     the standardized posterior (u, r) (coding/greedy.py ``coded_mask``); the others count as
     the coder treats them, decoded at mu_p and free. ``dtype``: the precision g_s runs in
-    (model/fused.py ``refine_dtype``).
+    (model/fused.py ``encoder_dtype``).
     Returns the inputs unchanged when ``steps`` is 0 or the image is over MAX_PIXELS."""
     (mu_p, s_p), (mu1, s1) = prior, posterior
     if _skip(x, steps):
