@@ -183,8 +183,7 @@ VARIANTS = {
     "prec-fp32": DEFAULT_2026_11_30,
     "prec-bf16": {**DEFAULT_2026_11_30, "refine_precision": "bfloat16"},
     "prec-bf16-beam16": {**DEFAULT_2026_11_30, "refine_precision": "bfloat16", "l1_beam": 16},
-    "prec-bf16-analysis": {**DEFAULT_2026_11_30, "refine_precision": "bfloat16",
-                           "analysis_precision": "bfloat16"},
+    "prec-bf16-analysis": BF16_2026_11_30,
     # what the time bfloat16 saves could buy, or what more could be saved (issue 17)
     "prec-bf16-refine2": {**BF16_2026_11_30, "refine_steps": 2, "refine_l2_steps": 2},
     "prec-bf16-refine3": {**BF16_2026_11_30, "refine_steps": 3, "refine_l2_steps": 3},

@@ -127,7 +127,7 @@ def greedy_encode(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tensor, s
                 n = b.numel()
             scale = shard_scale(k_b, k, decay)[:, None, None]
             if block_ids is None:
-                noise = _shard_noise(seed, k, b, cand, dims, scale, True)  # (n, dims, C)
+                noise = _shard_noise(seed, k, b, cand, dims, scale, dims_first=True)
             else:        # rows may repeat a block (rd_encode): draw its candidates once
                 uniq, inv = torch.unique(block_ids[b], return_inverse=True)
                 noise = _shard_noise(seed, k, uniq, cand, dims, dims_first=True)[inv]

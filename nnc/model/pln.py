@@ -122,10 +122,12 @@ class PLN(nn.Module):
     # --- the steps of the data flow (DESIGN.md); each returns plain tensors ---
     def encode(self, x: torch.Tensor, quality: torch.Tensor):
         """x in [0,1] -> level-1 statistics (mu_x, sigma_x) and q(z2|x) = (mu2, sigma2)."""
-        y = self.g_a(x - 0.5, quality)
+        return self.encode_from(self.g_a(x - 0.5, quality), quality)
+
+    def encode_from(self, y: torch.Tensor, quality: torch.Tensor):
+        """:meth:`encode` from g_a's output ``y`` (computed elsewhere: over tiles, folded)."""
         mu_x, s_x = y.chunk(2, dim=1)
-        h = self.h_a(mu_x, quality)
-        mu2, s2 = h.chunk(2, dim=1)
+        mu2, s2 = self.h_a(mu_x, quality).chunk(2, dim=1)
         return (mu_x, _scale(s_x)), (mu2, _scale(s2))
 
     def prior1(self, z2: torch.Tensor, quality: torch.Tensor):

@@ -45,8 +45,8 @@ def _descend(model: PLN, u: torch.Tensor, variance: torch.Tensor, steps: int, st
     """``steps`` steps u <- u - step * variance * grad loss(u), with backtracking: a step
     that raises the loss is taken back and ``step`` halved. Returns the best u seen (never
     worse than the start; one more loss evaluation checks the last step, and LAST_STEP_RETRIES
-more try it at half the size each if it raised the loss). The model's
-    weights are frozen for the duration (their requires_grad flags are restored)."""
+    more try it at half the size each if it raised the loss). The model's weights are frozen
+    for the duration (their requires_grad flags are restored)."""
     best_u = u.detach()
     best_loss, best_grad = math.inf, None
     cur = best_u
@@ -136,8 +136,8 @@ def refine_level2(model: PLN, x: torch.Tensor, quality: torch.Tensor, *, height:
     """``steps`` preconditioned steps on the mean of q(z2|x) = N(mu2, s2^2) (prior N(0, 1))
     for the whole loss, KL2 + KL1 + distortion, z2 and z1 at their means and the level-1
     statistics (mu_x, s_x) held, g_s in ``dtype``; returns the refined (mu2, s2), s2
-    unchanged. Run before z2
-    is coded; :func:`refine_level1` then fits level 1 to the coded z2."""
+    unchanged. Run before z2 is coded; :func:`refine_level1` then fits level 1 to the coded
+    z2."""
     (mu2, s2) = posterior
     if _skip(x, steps):
         return mu2, s2

@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .pln import PLN, _scale
+from .pln import PLN
 
 from .tiles import (ANALYSIS_HALO, ANALYSIS_TILE, STRIDE1, SYNTHESIS_HALO,  # noqa: F401
                     SYNTHESIS_TILE, spans as _spans, synthesis_tiles)
@@ -56,7 +56,7 @@ def encode(model: PLN, x: torch.Tensor, quality: torch.Tensor,
         def analysis(t):
             return model.g_a(t - 0.5, quality)
     if H <= tile and W <= tile:
-        return _level2(model, analysis(_float(x)), quality)
+        return model.encode_from(analysis(_float(x)), quality)
     s = STRIDE1
     y = None
     for y0, y1, wy0, wy1 in _spans(H, tile, halo):
@@ -66,14 +66,7 @@ def encode(model: PLN, x: torch.Tensor, quality: torch.Tensor,
                 y = torch.empty(1, part.shape[1], H // s, W // s, device=x.device)
             y[..., y0 // s:y1 // s, x0 // s:x1 // s] = part[
                 ..., (y0 - wy0) // s:(y1 - wy0) // s, (x0 - wx0) // s:(x1 - wx0) // s]
-    return _level2(model, y, quality)
-
-
-def _level2(model: PLN, y: torch.Tensor, quality: torch.Tensor):
-    """g_a's output -> the level-1 statistics and q(z2|x), as ``model.encode`` returns them."""
-    mu_x, s_x = y.chunk(2, dim=1)
-    mu2, s2 = model.h_a(mu_x, quality).chunk(2, dim=1)
-    return (mu_x, _scale(s_x)), (mu2, _scale(s2))
+    return model.encode_from(y, quality)
 
 
 @torch.no_grad()
