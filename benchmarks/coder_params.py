@@ -88,6 +88,8 @@ DEFAULT_2026_11_30 = {**_refine(1, 1), "l1_target": "likelihood", "l1_shard_bits
                       "l1_beam": 24}
 BF16_2026_11_30 = {**DEFAULT_2026_11_30, "refine_precision": "bfloat16",
                    "analysis_precision": "bfloat16"}
+# the CPU default since the night of 2026-11-30: two level-2 steps from 0.35, in bfloat16
+NIGHT_2026_11_30 = {**BF16_2026_11_30, "refine_l2_steps": 2, "refine_step": 0.35}
 
 VARIANTS = {
     "equal-shards": THESIS,   # the reference
@@ -199,6 +201,42 @@ VARIANTS = {
                                    "refine_step": 0.35},
     "prec-bf16-offsets01": {**BF16_2026_11_30, "l1_rd_offsets": (0, 1)},
     "prec-bf16-beam16-offsets01": {**BF16_2026_11_30, "l1_beam": 16, "l1_rd_offsets": (0, 1)},
+    # block shape and shard size again, with the night's default (blk: issue 13, 2026-12-01)
+    "blk-default": NIGHT_2026_11_30,
+    "blk-4x4-bits10": {**NIGHT_2026_11_30, "l1_block_h": 4, "l1_shard_bits": 10},
+    "blk-4x4-bits11": {**NIGHT_2026_11_30, "l1_block_h": 4, "l1_shard_bits": 11,
+                       "l1_beam": 16},
+    "blk-4x2-bits10": {**NIGHT_2026_11_30, "l1_shard_bits": 10},
+    "blk-8x2-bits10": {**NIGHT_2026_11_30, "l1_block_w": 8, "l1_shard_bits": 10},
+    "blk-4x4-bits9": {**NIGHT_2026_11_30, "l1_block_h": 4},
+    "blk-4x4-bits10-beam24-decay0.6": {**NIGHT_2026_11_30, "l1_block_h": 4,
+                                       "l1_shard_bits": 10, "l1_shard_decay": 0.6},
+    "blk-4x4-bits10-beam16": {**NIGHT_2026_11_30, "l1_block_h": 4, "l1_shard_bits": 10,
+                              "l1_beam": 16},
+    "blk-4x4-bits10-beam16-offsets01": {**NIGHT_2026_11_30, "l1_block_h": 4,
+                                        "l1_shard_bits": 10, "l1_beam": 16,
+                                        "l1_rd_offsets": (0, 1)},
+    "blk-4x4-bits10-offsets01": {**NIGHT_2026_11_30, "l1_block_h": 4, "l1_shard_bits": 10,
+                                 "l1_rd_offsets": (0, 1)},
+    "blk-4x4-bits9-beam32": {**NIGHT_2026_11_30, "l1_block_h": 4, "l1_beam": 32},
+    "blk-4x4-bits10-beam16-decay0.6": {**NIGHT_2026_11_30, "l1_block_h": 4,
+                                       "l1_shard_bits": 10, "l1_beam": 16,
+                                       "l1_shard_decay": 0.6},
+    "blk-4x4-bits10-beam16-decay0.7": {**NIGHT_2026_11_30, "l1_block_h": 4,
+                                       "l1_shard_bits": 10, "l1_beam": 16,
+                                       "l1_shard_decay": 0.7},
+    "blk-4x4-bits10-beam16-decay0.8": {**NIGHT_2026_11_30, "l1_block_h": 4,
+                                       "l1_shard_bits": 10, "l1_beam": 16,
+                                       "l1_shard_decay": 0.8},
+    "blk-4x4-bits10-beam16-decay0.4": {**NIGHT_2026_11_30, "l1_block_h": 4,
+                                       "l1_shard_bits": 10, "l1_beam": 16,
+                                       "l1_shard_decay": 0.4},
+    "blk-4x4-bits10-beam12": {**NIGHT_2026_11_30, "l1_block_h": 4, "l1_shard_bits": 10,
+                              "l1_beam": 12},
+    "blk-8x4-bits10": {**NIGHT_2026_11_30, "l1_block_w": 8, "l1_block_h": 4,
+                       "l1_shard_bits": 10},
+    "blk-8x4-bits11": {**NIGHT_2026_11_30, "l1_block_w": 8, "l1_block_h": 4,
+                       "l1_shard_bits": 11, "l1_beam": 16},
 }
 
 
@@ -211,7 +249,9 @@ GROUPS = {"coder": [n for n in VARIANTS if not n.startswith(("refine", "lik", "p
           # shard size, block shape and beam width (coder-params-shards.json)
           "shards": ["lik+refine1", *(n for n in VARIANTS if n.startswith("lik+refine1-b"))],
           # refinement's precision (coder-params-precision.json)
-          "precision": [n for n in VARIANTS if n.startswith("prec")]}
+          "precision": [n for n in VARIANTS if n.startswith("prec")],
+          # block shape and shard size with the night's default (coder-params-blocks.json)
+          "blocks": [n for n in VARIANTS if n.startswith("blk")]}
 
 
 def settings_of(name: str) -> Settings:

@@ -150,6 +150,50 @@ def test_sideinfo_roundtrip():
     assert est < 8 * len(data)
 
 
+def _reference_search(mean, std, k, seed, bits, decay, beam, block_id):
+    """One block's beam search written out plainly: at shard j every beam's partial sample
+    plus every candidate scaled by the shard's scale, scored by sum_d (s - mean)^2 /
+    (std^2 + R_j); the ``beam`` lowest (beam, candidate) pairs go on."""
+    from nnc.coding.greedy import remaining_variance, shard_scale
+    from nnc.coding.prng import STREAM_LEVEL1, gaussians
+    beams = [(torch.zeros(mean.shape[0]), [])]
+    kt = torch.tensor([k])
+    for j in range(k):
+        g = gaussians(seed, STREAM_LEVEL1 + j, block_id, torch.arange(1 << bits),
+                      mean.shape[0]) * shard_scale(kt, j, decay)
+        w = 1.0 / (std.square() + remaining_variance(kt, j, decay))
+        pairs = [(float((w * (s + g[c] - mean).square()).sum()), i, c)
+                 for i, (s, _) in enumerate(beams) for c in range(1 << bits)]
+        pairs.sort()
+        beams = [(beams[i][0] + g[c], beams[i][1] + [c]) for _, i, c in pairs[:beam]]
+    return beams[0]
+
+
+def test_search_tries_is_a_beam_search_per_try():
+    """The rate-distortion search codes every tried count of a block over the block's
+    candidates at once (one matrix product, the shard scale applied to the products): each
+    try's indices and sample are those of a plain beam search with that count."""
+    from nnc.coding.greedy import search_tries
+    g = torch.Generator().manual_seed(5)
+    mean = torch.randn(40, 4, generator=g) * 0.8
+    std = torch.rand(40, 4, generator=g) * 0.5 + 0.05
+    k = torch.randint(0, 4, (40, 3), generator=g)
+    ids = torch.arange(40) + 100
+    idx, sample = search_tries(mean, std, k, 3, 6, 0.5, 4, True, ids)
+    assert idx.shape == (40, 3, int(k.max())) and sample.shape == (40, 3, 4)
+    same = 0
+    for b in range(40):
+        for t in range(3):
+            s, chosen = _reference_search(mean[b], std[b], int(k[b, t]), 3, 6, 0.5, 4,
+                                          int(ids[b]))
+            kk = len(chosen)
+            assert (idx[b, t, kk:] == -1).all()
+            if idx[b, t, :kk].tolist() == chosen:
+                same += 1
+                assert torch.allclose(sample[b, t], s, atol=1e-5)
+    assert same >= 118          # of 120: the scores' rounding may swap a near tie
+
+
 def test_rd_encode_in_chunks_is_the_same_as_in_one_piece(monkeypatch):
     """Large images are coded in chunks of blocks (bounded memory): the same result."""
     import nnc.coding.greedy as greedy

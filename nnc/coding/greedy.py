@@ -101,52 +101,9 @@ def greedy_encode(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tensor, s
     Returns (indices, sample): indices (n_blocks, max(shards)) int64, -1 where unused;
     sample (n_blocks, block_dims), the decoded latent in standardized coordinates.
     """
-    n_blocks, dims = mean.shape
-    device = mean.device
-    kmax = int(shards.max().item()) if n_blocks else 0
-    indices = torch.full((n_blocks, kmax), -1, dtype=torch.int64, device=device)
-    sample = torch.zeros_like(mean)
-    n_cand = 1 << bits
-    cand = torch.arange(n_cand, device=device, dtype=torch.int32)
-    coded = torch.nonzero(shards > 0).squeeze(1)
-    chunk = max(1, CHUNK_ELEMENTS // (n_cand * dims))
-    for start in range(0, coded.numel(), chunk):     # each chunk of blocks through all shards
-        b = coded[start:start + chunk]
-        n, k_b = b.numel(), shards[b]
-        mu, var = mean[b], std[b].square()
-        s = torch.zeros(n, 1, dims, device=device)          # (blocks, beams, dims)
-        idx = torch.zeros(n, 1, 0, dtype=torch.int64, device=device)
-        for k in range(int(k_b.max().item())):
-            live = torch.nonzero(k_b > k).squeeze(1)
-            if live.numel() < n:                  # blocks that are done keep their best beam
-                done = torch.nonzero(k_b <= k).squeeze(1)
-                sample[b[done]] = s[done, 0]
-                indices[b[done], :k] = idx[done, 0]
-                s, idx, k_b, mu, var, b = s[live], idx[live], k_b[live], mu[live], \
-                    var[live], b[live]
-                n = b.numel()
-            scale = shard_scale(k_b, k, decay)[:, None, None]
-            if block_ids is None:
-                noise = _shard_noise(seed, k, b, cand, dims, scale, dims_first=True)
-            else:        # rows may repeat a block (rd_encode): draw its candidates once
-                uniq, inv = torch.unique(block_ids[b], return_inverse=True)
-                noise = _shard_noise(seed, k, uniq, cand, dims, dims_first=True)[inv]
-                noise *= scale
-            look = remaining_variance(k_b, k, decay)[:, None] if lookahead else 0.0
-            w = 1.0 / (var + look)[:, None]                              # (n, 1, dims)
-            r = s - mu[:, None]                                          # (n, B, dims)
-            # sum_d w (r + noise)^2 = sum_d w r^2 + 2 (w r) . noise + sum_d w noise^2,
-            # the last two as matrix products, laid out (n, B, C)
-            score = torch.bmm(w * r, noise)                              # (n, B, C)
-            score.mul_(2).add_(torch.bmm(w, noise.square()))
-            score.add_((w * r.square()).sum(-1, keepdim=True))
-            parent, choice = _best_pairs(score, min(beam, score.shape[1] * n_cand))
-            rows = torch.arange(n, device=device)[:, None]
-            s = s[rows, parent] + noise[rows, :, choice]                 # (n, B, dims)
-            idx = torch.cat([idx[rows, parent], choice[..., None]], dim=2)
-        sample[b] = s[:, 0]
-        indices[b, :idx.shape[2]] = idx[:, 0]
-    return indices, sample
+    idx, sample = search_tries(mean, std, shards[:, None], seed, bits, decay, beam, lookahead,
+                               block_ids)
+    return idx[:, 0], sample[:, 0]
 
 
 def _best_pairs(score: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -222,8 +179,8 @@ def _rd_encode_blocks(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tenso
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Choose each block's shard count by rate-distortion instead of round(KL / bits).
 
-    Each block is coded (:func:`greedy_encode`) with K = shards + offset for every offset,
-    and scored, like K = 0 (the prior mean), by
+    Each block is coded (:func:`search_tries`, the search of :func:`greedy_encode`) with
+    K = shards + offset for every offset, and scored, like K = 0 (the prior mean), by
     0.5 sum_d (sample_d - mean_d)^2 w_d + kappa ln2 bits K, in nats, w = 1 / std^2 - 1: the
     first term is the loss in the model's log-likelihood that the Gaussian posterior
     N(mean, std^2) predicts for that error, the second the rate; kappa = 1 weighs them as
@@ -242,25 +199,106 @@ def _rd_encode_blocks(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tenso
     tries = torch.stack([(shards + o).clamp(0, max_shards) for o in sorted(set(offsets))], 1)
     keep = (tries > 0) & (cost0[:, None] > per_shard * tries)
     keep[:, 1:] &= tries[:, 1:] != tries[:, :-1]                    # clamped duplicates
-    rows, col = torch.nonzero(keep, as_tuple=True)                  # sorted by block
-    k_rows = tries[rows, col]
-    idx, sample = greedy_encode(mean[rows], std[rows], k_rows, seed, bits, decay, beam,
-                                lookahead, block_ids=rows + block_offset)
-    cost = 0.5 * ((sample - mean[rows]).square() * w[rows]).sum(1) + per_shard * k_rows
-    best = cost0.scatter_reduce(0, rows, cost, reduce="amin")
-    win = (cost == best[rows]) & (cost < cost0[rows])
-    r = torch.arange(rows.numel(), device=device)
-    pick = torch.full((n,), -1, dtype=torch.int64, device=device).scatter_reduce(
-        0, rows[win], r[win], reduce="amax")                        # one winner per block
-    chosen = torch.nonzero(pick >= 0).squeeze(1)
+    blocks = torch.nonzero(keep.any(1)).squeeze(1)                   # blocks with a try
+    k_try = torch.where(keep[blocks], tries[blocks], 0)              # (u, T); 0: no try
+    idx, sample = search_tries(mean[blocks], std[blocks], k_try, seed, bits, decay, beam,
+                               lookahead, blocks + block_offset)
+    cost = 0.5 * ((sample - mean[blocks, None]).square() * w[blocks, None]).sum(2) \
+        + per_shard * k_try
+    cost = torch.where(k_try > 0, cost, torch.full_like(cost, math.inf))
+    best, t = cost.min(1)                              # the first of equal costs, as before
+    win = best < cost0[blocks]
+    chosen, t = blocks[win], t[win]
+    rows = torch.nonzero(win).squeeze(1)
     out_k = torch.zeros(n, dtype=torch.int64, device=device)
-    out_k[chosen] = k_rows[pick[chosen]]
+    out_k[chosen] = k_try[rows, t]
     kmax = int(out_k.max().item()) if n else 0
     out_idx = torch.full((n, kmax), -1, dtype=torch.int64, device=device)
-    out_idx[chosen] = idx[pick[chosen], :kmax]
+    out_idx[chosen] = idx[rows, t, :kmax]
     out_sample = torch.zeros_like(mean)
-    out_sample[chosen] = sample[pick[chosen]]
+    out_sample[chosen] = sample[rows, t]
     return out_k, out_idx, out_sample
+
+
+def search_tries(mean: torch.Tensor, std: torch.Tensor, k_try: torch.Tensor, seed: int,
+                 bits: int, decay: float = 1.0, beam: int = 1, lookahead: bool = True,
+                 block_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`greedy_encode`'s search, for several shard counts of each block at once.
+
+    mean, std: (n_blocks, block_dims); k_try: (n_blocks, T) int64 shard counts to try (0:
+    none). Every try of a block searches the block's candidates, which are drawn once per
+    block and shard and never copied per try: the scores of all tries and beams of a block
+    are one matrix product with them, the shard's scale sigma applied to the products
+    (sum_d w (r + sigma g)^2 = sum_d w r^2 + 2 sigma (w r) . g + sigma^2 w . g^2).
+    Returns (indices (n_blocks, T, max K) int64, -1 where unused; samples (n_blocks, T,
+    block_dims)), each try's as greedy_encode(mean, std, k_try[:, t]) gives them up to the
+    rounding of the scores."""
+    n_blocks, dims = mean.shape
+    T = k_try.shape[1]
+    device = mean.device
+    if block_ids is None:
+        block_ids = torch.arange(n_blocks, device=device)
+    kmax = int(k_try.max().item()) if k_try.numel() else 0
+    indices = torch.full((n_blocks, T, kmax), -1, dtype=torch.int64, device=device)
+    sample = torch.zeros(n_blocks, T, dims, device=device)
+    n_cand = 1 << bits
+    cand = torch.arange(n_cand, device=device, dtype=torch.int32)
+    chunk = max(1, CHUNK_ELEMENTS // (n_cand * T * max(beam, dims)))
+    order = torch.argsort(k_try.max(1).values, descending=True, stable=True)
+    order = order[k_try.max(1).values[order] > 0]
+    for start in range(0, order.numel(), chunk):   # each chunk of blocks through all shards
+        b = order[start:start + chunk]                 # most shards first: the chunk shrinks
+        n, k_b = b.numel(), k_try[b]                   # from its end as blocks are done
+        mu, var = mean[b], std[b].square()
+        s = torch.zeros(n, T, 1, dims, device=device)                # (blocks, tries, beams, dims)
+        idx = torch.zeros(n, T, 1, 0, dtype=torch.int64, device=device)
+        for k in range(int(k_b.max().item())):
+            n_live = int((k_b.max(1).values > k).sum().item())
+            if n_live < n:                             # blocks whose tries are all done
+                sample[b[n_live:]] = s[n_live:, :, 0]
+                indices[b[n_live:], :, :k] = idx[n_live:, :, 0]
+                s, idx, k_b, mu, var, b = s[:n_live], idx[:n_live], k_b[:n_live], \
+                    mu[:n_live], var[:n_live], b[:n_live]
+                n = n_live
+            act = k_b > k                                                # (n, T)
+            k_s = torch.maximum(k_b, torch.tensor(k + 1, device=device))
+            sigma = shard_scale(k_s, k, decay)                           # (n, T)
+            keys = block_keys(seed, STREAM_LEVEL1 + k, block_ids[b], device)
+            rhs = torch.empty(n, 2 * dims + 1, n_cand, device=device)    # [g; g^2; 1]
+            g = words_to_gaussian(candidate_words(keys, cand, dims, dims_first=True),
+                                  out=rhs[:, :dims], scratch=True)
+            torch.mul(g, g, out=rhs[:, dims:2 * dims])
+            rhs[:, 2 * dims].fill_(1.0)
+            look = remaining_variance(k_s, k, decay)[..., None] if lookahead else 0.0
+            w = 1.0 / (var[:, None] + look)                              # (n, T, dims)
+            r = s - mu[:, None, None]                                    # (n, T, B, dims)
+            wr = w[:, :, None] * r
+            B = r.shape[2]
+            # one product: [2 sigma w r, sigma^2 w, sum_d w r^2] . [g; g^2; 1]
+            lhs = torch.cat([wr * (2 * sigma)[..., None, None],
+                             (w * sigma.square()[..., None])[:, :, None].expand(n, T, B, dims),
+                             (wr * r).sum(-1, keepdim=True)], dim=3)
+            score = torch.bmm(lhs.view(n, T * B, 2 * dims + 1), rhs).view(n, T, B, n_cand)
+            parent, choice = _best_pairs(score.view(n * T, B, n_cand),
+                                         min(beam, B * n_cand))
+            nb = parent.shape[1]
+            parent, choice = parent.view(n, T, nb), choice.view(n, T, nb)
+            chosen = torch.gather(g, 2, choice.view(n, 1, T * nb).expand(n, dims, T * nb))
+            new_s = torch.gather(s, 2, parent[..., None].expand(n, T, nb, dims))
+            new_s += chosen.view(n, dims, T, nb).permute(0, 2, 3, 1) * sigma[..., None, None]
+            new_idx = torch.cat([torch.gather(idx, 2, parent[..., None].expand(
+                n, T, nb, idx.shape[3])), choice[..., None]], dim=3)
+            if not act.all():                          # finished tries keep their samples
+                keep_old = ~act[..., None, None]
+                if B < nb:
+                    s, idx = s.expand(n, T, nb, dims), idx.expand(n, T, nb, idx.shape[3])
+                new_s = torch.where(keep_old, s, new_s)
+                new_idx = torch.where(keep_old, torch.cat(
+                    [idx, torch.full_like(choice[..., None], -1)], dim=3), new_idx)
+            s, idx = new_s, new_idx
+        sample[b] = s[:, :, 0]
+        indices[b, :, :idx.shape[3]] = idx[:, :, 0]
+    return indices, sample
 
 
 # --- the coder's format, settings and code -------------------------------------------------
@@ -269,11 +307,12 @@ def _rd_encode_blocks(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tenso
 class Level1Format:
     """The header fields of this level (spec §2); floats as the file stores them (f32)."""
     block_w: int = 4
-    block_h: int = 2
-    shard_bits: int = 9            # 512 candidates per shard (8 until 2026-11-30: 9 and 10
-                                   # bits code the same images in 1.3 BD points fewer bits)
+    block_h: int = 4               # 4x2 until 2026-12-01: with 10-bit shards 4x4 blocks code
+                                   # the same images in 3.8 BD points fewer bits (fewer counts)
+    shard_bits: int = 10           # 1024 candidates per shard (8 until 2026-11-30, then 9)
     max_shards: int = 15
-    shard_decay: float = 0.5       # coarse to fine; refit per model (benchmarks/coder_params.py)
+    shard_decay: float = 0.6       # coarse to fine; refit per model and block shape (0.5 for
+                                   # 4x2 blocks until 2026-12-01; benchmarks/coder_params.py)
     outlier_kl_bits: float = 16.0  # dims above this KL are sent as 16-bit values (informative)
 
     def __post_init__(self):          # as the header stores them: float32
@@ -302,7 +341,8 @@ class Level1Search:
     decodes. Defaults chosen with benchmarks/coder_params.py (real files, BD-rate)."""
     rate_scale: float = 1.0        # shards = round(rate_scale * KL / shard_bits)
     first_shard_kl: float = 4.0    # blocks from this KL (bits) up get >= 1 shard
-    beam: int = 24                 # beam width of the search (16 until 2026-11-30)
+    beam: int = 16                 # beam width of the search (16 until 2026-11-30, then 24
+                                   # for 4x2 blocks of 9-bit shards)
     lookahead: bool = True         # score against what later shards add
     rd_kappa: float = 1.0          # > 0: shard counts by rate-distortion (rd_encode)
     target: str = "likelihood"     # what the search approaches: "likelihood" (likelihood_of)

@@ -108,12 +108,23 @@ def candidate_words(keys: torch.Tensor, candidates: torch.Tensor, dims: int,
     return mix32_(h.unsqueeze(-1) ^ d)
 
 
-def words_to_gaussian(h: torch.Tensor) -> torch.Tensor:
-    """Map u32 words to standard normals (float32), the spec's inverse-CDF transform."""
+def words_to_gaussian(h: torch.Tensor, out: "torch.Tensor | None" = None,
+                      scratch: bool = False) -> torch.Tensor:
+    """Map u32 words to standard normals (float32), the spec's inverse-CDF transform.
+    ``out``: a float32 tensor of h's shape to write them to; ``scratch``: h may be
+    overwritten (one array less)."""
     # k * 2^-23 is exact, and so is the sum: (2k + 1) / 2^24 - 1 is representable in float32
-    t = h >> 8
+    if scratch:
+        h >>= 8
+        t = h
+    else:
+        t = h >> 8
     t &= 0xFFFFFF
-    u = t.to(torch.float32)
+    if out is None:
+        u = t.to(torch.float32)
+    else:
+        u = out
+        u.copy_(t)
     u.mul_(2.0 ** -23).add_(2.0 ** -24 - 1.0)
     return u.erfinv_().mul_(1.4142135623730951)
 
