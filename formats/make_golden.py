@@ -3,6 +3,7 @@ changing what the writer writes).
 
     python formats/make_golden.py --tag 2026-11-22
     python formats/make_golden.py --tag 2026-11-30 --cases srgb-icc-q40   # some cases only
+    python formats/make_golden.py --tag 2026-11-30-4x4 --cases kodim23-crop-q50 kodim23-gray-q20
 
 Golden files are never regenerated: they pin the format. New ones are added under a new tag
 (file names ``{tag}-{case}``) next to the old ones, whose weights stay installed so the old

@@ -28,7 +28,11 @@ def _close(a, b, reference):
     assert a.rgb.shape == b.rgb.shape and a.gray == b.gray
     assert np.abs(a.rgb.astype(int) - b.rgb).max() <= 2
     if not np.array_equal(a.rgb, b.rgb):      # (equal: both PSNRs may be infinite)
-        assert abs(psnr(reference, a.rgb) - psnr(reference, b.rgb)) <= 0.05
+        pa, pb = psnr(reference, a.rgb), psnr(reference, b.rgb)
+        if np.isinf(pa) or np.isinf(pb):      # one engine is the reference decode itself
+            assert min(pa, pb) >= 60
+        else:
+            assert abs(pa - pb) <= 0.05
     assert (a.alpha is None) == (b.alpha is None)
     if a.alpha is not None:
         assert np.array_equal(a.alpha, b.alpha)
