@@ -201,7 +201,7 @@ VARIANTS = {
                                    "refine_step": 0.35},
     "prec-bf16-offsets01": {**BF16_2026_11_30, "l1_rd_offsets": (0, 1)},
     "prec-bf16-beam16-offsets01": {**BF16_2026_11_30, "l1_beam": 16, "l1_rd_offsets": (0, 1)},
-    # block shape and shard size again, with the night's default (blk: issue 13, 2026-12-01)
+    # block shape and shard size again, with the night's default (blk: issue 13, late on 2026-11-30)
     "blk-default": NIGHT_2026_11_30,
     "blk-4x4-bits10": {**NIGHT_2026_11_30, "l1_block_h": 4, "l1_shard_bits": 10},
     "blk-4x4-bits11": {**NIGHT_2026_11_30, "l1_block_h": 4, "l1_shard_bits": 11,

@@ -307,12 +307,12 @@ def search_tries(mean: torch.Tensor, std: torch.Tensor, k_try: torch.Tensor, see
 class Level1Format:
     """The header fields of this level (spec §2); floats as the file stores them (f32)."""
     block_w: int = 4
-    block_h: int = 4               # 4x2 until 2026-12-01: with 10-bit shards 4x4 blocks code
-                                   # the same images in 3.8 BD points fewer bits (fewer counts)
+    block_h: int = 4               # 4x2 until late on 2026-11-30: with 10-bit shards 4x4 blocks
+                                   # code the same images in 4 BD points fewer bits (fewer counts)
     shard_bits: int = 10           # 1024 candidates per shard (8 until 2026-11-30, then 9)
     max_shards: int = 15
     shard_decay: float = 0.6       # coarse to fine; refit per model and block shape (0.5 for
-                                   # 4x2 blocks until 2026-12-01; benchmarks/coder_params.py)
+                                   # 4x2 blocks until late on 2026-11-30; coder_params.py)
     outlier_kl_bits: float = 16.0  # dims above this KL are sent as 16-bit values (informative)
 
     def __post_init__(self):          # as the header stores them: float32
