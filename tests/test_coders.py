@@ -194,6 +194,23 @@ def test_search_tries_is_a_beam_search_per_try():
     assert same >= 118          # of 120: the scores' rounding may swap a near tie
 
 
+def test_search_tries_with_a_beam_wider_than_the_candidates():
+    """With 4 candidates per shard and a beam of 16 the beam still grows after shard 0, and
+    a try may finish while another try of its block goes on: each keeps its best sample."""
+    from nnc.coding.greedy import search_tries
+    g = torch.Generator().manual_seed(8)
+    mean = torch.randn(50, 4, generator=g)
+    std = torch.rand(50, 4, generator=g) * 0.5 + 0.1
+    k = torch.randint(0, 5, (50, 3), generator=g)
+    idx, sample = search_tries(mean, std, k, 7, 2, 0.6, 16, True)
+    for t in range(3):
+        assert ((idx[:, t] >= 0).sum(1) == k[:, t]).all()
+        assert torch.allclose(greedy_decode(idx[:, t], k[:, t], 7, 4, 0.6), sample[:, t],
+                              atol=1e-5)
+        i1, s1 = greedy_encode(mean, std, k[:, t], 7, 2, 0.6, 16, True)
+        assert torch.equal(idx[:, t, :i1.shape[1]], i1)
+
+
 def test_rd_encode_in_chunks_is_the_same_as_in_one_piece(monkeypatch):
     """Large images are coded in chunks of blocks (bounded memory): the same result."""
     import nnc.coding.greedy as greedy

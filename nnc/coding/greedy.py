@@ -206,7 +206,7 @@ def _rd_encode_blocks(mean: torch.Tensor, std: torch.Tensor, shards: torch.Tenso
     cost = 0.5 * ((sample - mean[blocks, None]).square() * w[blocks, None]).sum(2) \
         + per_shard * k_try
     cost = torch.where(k_try > 0, cost, torch.full_like(cost, math.inf))
-    best, t = cost.min(1)                              # the first of equal costs, as before
+    best, t = cost.min(1)                 # equal costs (never seen): the fewest shards
     win = best < cost0[blocks]
     chosen, t = blocks[win], t[win]
     rows = torch.nonzero(win).squeeze(1)
@@ -290,8 +290,9 @@ def search_tries(mean: torch.Tensor, std: torch.Tensor, k_try: torch.Tensor, see
                 n, T, nb, idx.shape[3])), choice[..., None]], dim=3)
             if not act.all():                          # finished tries keep their samples
                 keep_old = ~act[..., None, None]
-                if B < nb:
-                    s, idx = s.expand(n, T, nb, dims), idx.expand(n, T, nb, idx.shape[3])
+                if B < nb:                             # the beam is still growing: pad
+                    pad = torch.arange(nb, device=device).clamp_(max=B - 1)   # with copies
+                    s, idx = s[:, :, pad], idx[:, :, pad]
                 new_s = torch.where(keep_old, s, new_s)
                 new_idx = torch.where(keep_old, torch.cat(
                     [idx, torch.full_like(choice[..., None], -1)], dim=3), new_idx)
