@@ -70,9 +70,9 @@ def shard_scale(shards: torch.Tensor, k: int, decay: float) -> torch.Tensor:
     return w.sqrt().to(torch.float32)
 
 
-def _shard_noise(seed, shard, block_ids, candidates, dims, scale=None, dims_first=False):
+def _shard_noise(seed, shard, block_ids, candidates, dims, scale=None):
     keys = block_keys(seed, STREAM_LEVEL1 + shard, block_ids, block_ids.device)
-    g = words_to_gaussian(candidate_words(keys, candidates, dims, dims_first))
+    g = words_to_gaussian(candidate_words(keys, candidates, dims))
     return g if scale is None else g.mul_(scale)
 
 
@@ -244,8 +244,9 @@ def search_tries(mean: torch.Tensor, std: torch.Tensor, k_try: torch.Tensor, see
     n_cand = 1 << bits
     cand = torch.arange(n_cand, device=device, dtype=torch.int32)
     chunk = max(1, CHUNK_ELEMENTS // (n_cand * T * max(beam, dims)))
-    order = torch.argsort(k_try.max(1).values, descending=True, stable=True)
-    order = order[k_try.max(1).values[order] > 0]
+    most = k_try.max(1).values
+    order = torch.argsort(most, descending=True, stable=True)
+    order = order[most[order] > 0]
     for start in range(0, order.numel(), chunk):   # each chunk of blocks through all shards
         b = order[start:start + chunk]                 # most shards first: the chunk shrinks
         n, k_b = b.numel(), k_try[b]                   # from its end as blocks are done
@@ -261,7 +262,7 @@ def search_tries(mean: torch.Tensor, std: torch.Tensor, k_try: torch.Tensor, see
                     mu[:n_live], var[:n_live], b[:n_live]
                 n = n_live
             act = k_b > k                                                # (n, T)
-            k_s = torch.maximum(k_b, torch.tensor(k + 1, device=device))
+            k_s = k_b.clamp(min=k + 1)          # finished tries: any valid count will do
             sigma = shard_scale(k_s, k, decay)                           # (n, T)
             keys = block_keys(seed, STREAM_LEVEL1 + k, block_ids[b], device)
             rhs = torch.empty(n, 2 * dims + 1, n_cand, device=device)    # [g; g^2; 1]
