@@ -89,10 +89,11 @@ def test_interrupt_while_creating_the_temporary_leaves_nothing(tmp_path, monkeyp
 
 def test_sigterm_exits_143_and_leaves_no_part_file(png, tmp_path):
     big = tmp_path / "big.png"
-    big.write_bytes(png_bytes(smooth_image(1024, 2048)))
+    # 4 MP: about 7 s to compress on 2 cores (2 MP took 4.2 s, too close to the signal)
+    big.write_bytes(png_bytes(smooth_image(2048, 2048)))
     p = subprocess.Popen([sys.executable, "-m", "nnc.cli", "compress", "--refine", "0",
                           str(big), str(tmp_path / "o.nnc")], stderr=subprocess.PIPE)
-    time.sleep(4)                    # past start-up, inside the encoder
+    time.sleep(3)                    # past start-up (about 1 s), inside the encoder
     p.send_signal(signal.SIGTERM)
     err = p.communicate(timeout=60)[1].decode()
     assert p.returncode == 143, err
