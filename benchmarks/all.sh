@@ -30,6 +30,8 @@ python -m benchmarks.coder_params --variants precision \
 python -m benchmarks.coders                  # ~10 min (the per-rate part alone ~1.5 min)
 python -m benchmarks.level1_prototypes --images kodim05 kodim23 \
     --out $R/level1-prototypes.json                                               # ~5 min
+# "Where the coder issue's +20% stands": the synthesis fine-tuned to coded latents
+python -m benchmarks.decoder_finetune --out $R/decoder-finetune.json             # ~20 min
 # "--bpp" (the README shows the 0.5 target)
 python -m benchmarks.bpp_target --targets 0.5                                     # ~8 min
 # "Large images": whole processes on Kodak mosaics, 4.6 GiB peak at 100 MP
