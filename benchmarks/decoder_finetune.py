@@ -15,6 +15,7 @@ installed).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -30,32 +31,28 @@ TRAIN = SHARED / "data" / "train"
 
 
 def coded_latents(files: list[Path], rates: int, seed: int = 1234):
-    """(z1 float16 (n, M, h, w), rate parameters (n,), crop numbers (n,)) of the crops'
-    files compressed with the default settings."""
+    """(z1 float16 (n, M, h, w), rate parameters (n,), crop numbers (n,), the crops as
+    float tensors (crops, 3, H, W) in [0, 1]) of the crops' files compressed with the
+    default settings, z1 as the decoder computes it (codec.decoded_latent)."""
     from nnc import codec
     from nnc.codes import read_codes
     from nnc.image_io import read_image
     from nnc.model.weights import load_model
     rng = np.random.default_rng(seed)
     model = load_model(None, "cpu").net
-    zs, qs, ids = [], [], []
-    with torch.no_grad():
-        for i, f in enumerate(files):
-            img = read_image(f.read_bytes())
-            for _ in range(rates):
-                data = codec.compress(img, float(rng.uniform(0, 1)),
-                                      seed=int(rng.integers(0, 2 ** 31)))
-                c = read_codes(data, 1 << 30)
-                hd = c.header
-                q = torch.tensor([hd.quality])
-                z2 = c.coder2.decode(c.level2, c.shape2, hd.seed, "cpu")
-                mu_p, s_p = model.prior1(z2, q)
-                u = c.coder1.decode(c.level1, c.coder1.Level1Format.from_header(hd), c.shape1,
-                                    hd.seed, "cpu")
-                zs.append((mu_p + s_p * u)[0].numpy().astype(np.float16))
-                qs.append(hd.quality)
-                ids.append(i)
-    return np.stack(zs), np.asarray(qs, np.float32), np.asarray(ids)
+    zs, qs, ids, crops = [], [], [], []
+    for i, f in enumerate(files):
+        img = read_image(f.read_bytes())
+        crops.append(torch.from_numpy(img.rgb).permute(2, 0, 1).float() / 255)
+        for _ in range(rates):
+            data = codec.compress(img, float(rng.uniform(0, 1)),
+                                  seed=int(rng.integers(0, 2 ** 31)))
+            c = read_codes(data, 1 << 30)
+            z1 = codec.decoded_latent(c, model, "cpu")
+            zs.append(z1[0].numpy().astype(np.float16))
+            qs.append(c.header.quality)
+            ids.append(i)
+    return np.stack(zs), np.asarray(qs, np.float32), np.asarray(ids), torch.stack(crops)
 
 
 def main():
@@ -68,17 +65,12 @@ def main():
     ap.add_argument("--every", type=int, default=50)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
-    from PIL import Image
-
     from nnc.model.weights import load_model
     files = sorted(TRAIN.glob("*.jpg")) + sorted(TRAIN.glob("*.png"))
     files = files[:args.crops or None]
     t0 = time.perf_counter()
-    z, q, ids = coded_latents(files, args.rates)
+    z, q, ids, x_all = coded_latents(files, args.rates)
     gen_s = time.perf_counter() - t0
-    x_all = torch.stack([torch.from_numpy(np.asarray(Image.open(f).convert("RGB"),
-                                                     dtype=np.float32) / 255).permute(2, 0, 1)
-                         for f in files])
     held = np.arange(len(z)) % 16 == 0
     train, val = np.nonzero(~held)[0], np.nonzero(held)[0]
 
@@ -99,9 +91,7 @@ def main():
            "crops": len(files), "latents": len(z), "held_out": len(val),
            "coded_latents_s": round(gen_s, 1), "batch": args.batch, "runs": {}}
     for lr in args.lr:
-        net = load_model(None, "cpu").net
-        net = type(net)(net.cfg)
-        net.load_state_dict(load_model(None, "cpu").net.state_dict())
+        net = copy.deepcopy(load_model(None, "cpu").net)     # the cached one stays as it is
         net.requires_grad_(False)
         net.g_s.requires_grad_(True)
         opt = torch.optim.Adam(net.g_s.parameters(), lr=lr)

@@ -61,35 +61,42 @@ def refine_table(rd: dict) -> list[str]:
     return out
 
 
+def model_to_file_steps(points: list[dict]) -> list[tuple[str, str, str, str, str]]:
+    """The curves from the model to the file, as (curve, rate, reconstruction, rate key,
+    quality key) of rd.json's nnc points: the first two are the amortized posterior's (its
+    ΣKL, amortized_kl_bpp, with its mean and exact-sample decodes), the rest use the ΣKL of
+    the posterior the file codes (refined where nnc refines)."""
+    amortized = "amortized_kl_bpp" if "amortized_kl_bpp" in points[0] else "kl_bpp"
+    return [("theoretical", "ΣKL", "posterior mean", amortized, "mean_psnr"),
+            ("an ideal relative-entropy coder", "ΣKL", "exact posterior sample", amortized,
+             "sample_psnr"),
+            ("nnc's decoded image at ideal rate", "ΣKL (of the posterior coded)",
+             "nnc's decoded image", "kl_bpp", "psnr"),
+            ("nnc's files", "file size", "nnc's decoded image", "bpp", "psnr")]
+
+
 def coder_cost_table(rd: dict) -> list[str]:
     """BD-rate (PSNR) against WebP, step by step from the model to the file ("What the coders
-    cost"). The first two rows are the amortized posterior's: its ΣKL (amortized_kl_bpp in
-    rd.json) with its mean and exact-sample decodes; the rest use the ΣKL of the posterior
-    the file codes (refined where nnc refines)."""
+    cost", :func:`model_to_file_steps`)."""
     c = rd["codecs"]
     if "webp" not in c or "nnc" not in c:
         return []
     w = c["webp"]["points"]
     n = c["nnc"]["points"]
-    amortized = "amortized_kl_bpp" if "amortized_kl_bpp" in n[0] else "kl_bpp"
 
     def vs_webp(pts, rate, quality):
         v = bd_rate([p["bpp"] for p in w], [p["psnr"] for p in w],
                     [p[rate] for p in pts], [p[quality] for p in pts])
         return f"{v:+.1f}%"
-    out = ["| curve | rate | reconstruction | BD-rate vs WebP |", "|---|---|---|---|",
-           f"| theoretical | ΣKL | posterior mean | {vs_webp(n, amortized, 'mean_psnr')} |",
-           "| an ideal relative-entropy coder | ΣKL | exact posterior sample | "
-           f"{vs_webp(n, amortized, 'sample_psnr')} |",
-           "| nnc's decoded image at ideal rate | ΣKL (of the posterior coded) | nnc's decoded "
-           f"image | {vs_webp(n, 'kl_bpp', 'psnr')} |",
-           f"| nnc's files | file size | nnc's decoded image | {vs_webp(n, 'bpp', 'psnr')} |"]
+    out = ["| curve | rate | reconstruction | BD-rate vs WebP |", "|---|---|---|---|"]
+    out += [f"| {curve} | {rate} | {recon} | {vs_webp(n, rk, qk)} |"
+            for curve, rate, recon, rk, qk in model_to_file_steps(n)]
     if "nnc_refine" in c:
         r = c["nnc_refine"]["points"]
         out.append(f"| nnc's files, `--refine {c['nnc_refine']['refine_steps']}` | file size | "
                    f"nnc's decoded image | {vs_webp(r, 'bpp', 'psnr')} (at ΣKL: "
                    f"{vs_webp(r, 'kl_bpp', 'psnr')}) |")
-    if amortized == "kl_bpp":
+    if "amortized_kl_bpp" not in n[0]:
         out += ["", "(rd.json predates amortized_kl_bpp: the first two rows pair the refined "
                 "posterior's ΣKL with the amortized posterior's decodes.)"]
     return out
@@ -97,7 +104,7 @@ def coder_cost_table(rd: dict) -> list[str]:
 
 def bpg_table(rd: dict) -> list[str]:
     """BD-rate (PSNR) against the published BPG 4:4:4 curve, step by step from the model to
-    the file (as :func:`coder_cost_table`), over all rate parameters and over the lower and
+    the file (:func:`model_to_file_steps`), over all rate parameters and over the lower and
     upper halves of them; and the file-over-ΣKL ratio at which today's decoded images would
     meet the coder issue's +20% (rates of the decoded-at-ΣKL curve scaled until they do)."""
     c = rd["codecs"]
@@ -105,19 +112,14 @@ def bpg_table(rd: dict) -> list[str]:
     if not bpg or "nnc" not in c:
         return []
     n = c["nnc"]["points"]
-    amortized = "amortized_kl_bpp" if "amortized_kl_bpp" in n[0] else "kl_bpp"
     half = len(n) // 2
 
     def vs(pts, rate, quality, scale=1.0):
         return bd_rate(bpg["bpp"], bpg["psnr"], [scale * p[rate] for p in pts],
                        [p[quality] for p in pts])
 
-    rows = [("theoretical: ΣKL, posterior mean", n, amortized, "mean_psnr"),
-            ("an ideal relative-entropy coder: ΣKL, exact posterior sample", n, amortized,
-             "sample_psnr"),
-            ("nnc's decoded image at ideal rate (ΣKL of the posterior coded)", n, "kl_bpp",
-             "psnr"),
-            ("nnc's files", n, "bpp", "psnr")]
+    rows = [(f"{curve}: {rate}, {recon}", n, rk, qk)
+            for curve, rate, recon, rk, qk in model_to_file_steps(n)]
     if "nnc_refine" in c:
         rows.append((f"nnc's files, `--refine {c['nnc_refine']['refine_steps']}`",
                      c["nnc_refine"]["points"], "bpp", "psnr"))

@@ -186,6 +186,25 @@ def decompress(data: bytes, device: str | None = None,
 
 
 @torch.no_grad()
+def decoded_latent(codes: FileCodes, model, device: str, mark=None) -> "torch.Tensor":
+    """The z1 the synthesis decodes: the level-2 sample, the prior p(z1|z2) it gives, and the
+    level-1 code in that prior's coordinates (``model``: the file's network, checked by the
+    caller; ``mark``: a _Stages to time the steps)."""
+    mark = mark or (lambda name: None)
+    hd = codes.header
+    q = torch.tensor([hd.quality], device=device)
+    z2 = codes.coder2.decode(codes.level2, codes.shape2, hd.seed, device)
+    mark("level2")
+    mu_p, s_p = model.prior1(z2, q)
+    mark("network")
+    u = codes.coder1.decode(codes.level1, codes.coder1.Level1Format.from_header(hd),
+                            codes.shape1, hd.seed, device)
+    z1 = mu_p + s_p * u
+    mark("level1")
+    return z1
+
+
+@torch.no_grad()
 def decompress_codes(codes: FileCodes, device: str | None = None, timings: dict | None = None,
                      _mark: "_Stages | None" = None) -> RasterImage:
     """The network's part of decoding: the file's integers (codes.read_codes) to pixels."""
@@ -201,16 +220,8 @@ def decompress_codes(codes: FileCodes, device: str | None = None, timings: dict 
                                                      model.cfg.m):
         raise ModelError(f"model {hd.model_name!r}: its manifest and its weights disagree "
                          "on the latent channels; reinstall nnc")
+    z1 = decoded_latent(codes, model, device, mark)
     q = torch.tensor([hd.quality], device=device)
-    z2 = codes.coder2.decode(codes.level2, codes.shape2, hd.seed, device)
-    mark("level2")
-    mu_p, s_p = model.prior1(z2, q)
-    mark("network")
-    u = codes.coder1.decode(codes.level1, codes.coder1.Level1Format.from_header(hd),
-                            codes.shape1, hd.seed, device)
-    z1 = mu_p + s_p * u
-    del mu_p, s_p, u
-    mark("level1")
     rgb = tiling.decode_uint8(model, z1, q, hd.height, hd.width)
     mark("network")
     if hd.channels == 1:
@@ -219,5 +230,5 @@ def decompress_codes(codes: FileCodes, device: str | None = None, timings: dict 
 
 
 __all__ = ["CompressStats", "Refinement", "Settings", "compress", "decompress",
-           "decompress_codes", "default_model_name", "default_settings", "pick_device",
+           "decoded_latent", "decompress_codes", "default_model_name", "default_settings", "pick_device",
            "refined"]
