@@ -5,6 +5,9 @@ loss = KL(q||p) / (ln 2 * pixels) * w(t)  +  D(x, x_hat; lambda(quality))
 with quality ~ U[0, 1] drawn per image, lambda(quality) log-spaced between the config's
 lambda_min and lambda_max, and w(t) = min(1, t / warmup) the warm-up of Sønderby et al.
 
+``top_share`` of each batch draws its quality from U[0.5, 1] rather than U[0, 1]: the upper
+half of the range then gets (1 + top_share) / 2 of the images instead of half.
+
 Each image's loss is scaled by (lambda_ref / lambda)^p (``lambda_power``; lambda_ref the
 geometric middle of the range). Scaling one image's loss leaves its own optimum where it was,
 but without it the high-lambda images, whose loss is ~100x larger, set the shared weights
@@ -47,6 +50,8 @@ class Recipe:
     lambda_min: float = 0.001        # rate-distortion weight at quality 0
     lambda_max: float = 0.15         # ... at quality 1
     lambda_power: float = 0.5        # the lambda-balanced loss (module docstring)
+    top_share: float = 0.0           # of each batch, the images whose quality is drawn from
+                                     # U[0.5, 1] instead of U[0, 1] (the top weighted up)
     batch: int = 32                  # images per optimizer step (over all processes)
     crop: int = 192
     lr: float = 2e-4
@@ -301,6 +306,7 @@ def train(data: Path, out: Path, steps: int = RECIPE.steps, batch: int = RECIPE.
           ckpt_every: int = 500, seed: int = 0, progress: bool = True,
           time_limit_s: float | None = None, likelihood: str = RECIPE.likelihood,
           init: Path | None = None, lambda_power: float = RECIPE.lambda_power,
+          top_share: float = RECIPE.top_share,
           compile: bool = False, ckpt_every_s: float | None = None,
           report: Callable[[str], None] | None = None, log_every_s: float = 10.0) -> Path:
     """Train (or resume) and write a checkpoint ``out/ckpt.pt`` plus ``out/log.csv``.
@@ -332,6 +338,7 @@ def train(data: Path, out: Path, steps: int = RECIPE.steps, batch: int = RECIPE.
     try:
         ckpt = _train(group, data, out, steps, batch, crop, lr, warmup, resume, cfg, log_every,
                       ckpt_every, seed, progress, deadline, likelihood, init, lambda_power,
+                      top_share,
                       compile, ckpt_every_s, report, log_every_s)
     except BaseException:
         group.close(clean=False)
@@ -341,7 +348,8 @@ def train(data: Path, out: Path, steps: int = RECIPE.steps, batch: int = RECIPE.
 
 
 def _train(group, data, out, steps, batch, crop, lr, warmup, resume, cfg, log_every,
-           ckpt_every, seed, progress, deadline, likelihood, init, lambda_power, compile,
+           ckpt_every, seed, progress, deadline, likelihood, init, lambda_power, top_share,
+           compile,
            ckpt_every_s, report, log_every_s) -> Path:
     import torch
     from .model.pln import PLN, quality_to_lambda, LN2
@@ -418,6 +426,9 @@ def _train(group, data, out, steps, batch, crop, lr, warmup, resume, cfg, log_ev
             t_step = time.monotonic()
             x = sample(batch)               # every rank draws the whole batch ...
             quality = torch.rand(batch, device=device)
+            if top_share > 0:               # (no extra draw otherwise: old runs replay)
+                top = torch.rand(batch, device=device) < top_share
+                quality = torch.where(top, 0.5 + 0.5 * quality, quality)
             e2 = torch.randn((batch, *shape2), device=device)
             e1 = torch.randn((batch, *shape1), device=device)
             if world > 1:                   # ... and trains on its share
