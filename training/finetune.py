@@ -20,6 +20,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+# The high-rate fine-tune of issue 26 (the defaults below, and training/gpu_session.py's):
+# pln-gpu-1 over a lambda range that reaches 0.5, with half of each batch from the upper
+# half of the quality range. On the CPU, batches of 8 crops of 128; on a GPU, pln-gpu-1's 32
+# of 192.
+RECIPE_HQ = {"lambda_range": (0.001, 0.5), "lambda_power": 0.5, "top_share": 0.5,
+             "lr": 1e-4, "cpu_batch": 8, "cpu_crop": 128, "gpu_batch": 32, "gpu_crop": 192}
+
 
 def init_checkpoint(name: str, dest: Path) -> Path:
     """An installed model as a training checkpoint (``nnc.train`` ``init``)."""
@@ -48,18 +55,18 @@ def pooled(folders: list[Path], into: Path) -> Path:
 
 
 def main() -> None:
-    from nnc.train import RECIPE
+    r = RECIPE_HQ
     ap = argparse.ArgumentParser()
     ap.add_argument("data", type=Path, nargs="+")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--seconds", type=float, required=True)
     ap.add_argument("--from", dest="source", default="pln-gpu-1")
-    ap.add_argument("--lambda-range", nargs=2, type=float, default=(0.001, 0.5))
-    ap.add_argument("--lambda-power", type=float, default=RECIPE.lambda_power)
-    ap.add_argument("--top-share", type=float, default=0.5)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--crop", type=int, default=128)
-    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--lambda-range", nargs=2, type=float, default=r["lambda_range"])
+    ap.add_argument("--lambda-power", type=float, default=r["lambda_power"])
+    ap.add_argument("--top-share", type=float, default=r["top_share"])
+    ap.add_argument("--batch", type=int, default=r["cpu_batch"])
+    ap.add_argument("--crop", type=int, default=r["cpu_crop"])
+    ap.add_argument("--lr", type=float, default=r["lr"])
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
