@@ -15,6 +15,9 @@ For each quality it measures, per Kodak image and then averaged:
 - ``loss`` and ``weighted_loss``: the training objective's per-image loss at that quality
   (bpp + lambda 255^2 MSE of the sample) and the same times the recipe's (lambda_ref /
   lambda)^p weight: which part of the quality range the training gradient comes from;
+- ``gain_steps``: per transform layer, the mean |change of log-gain| from one rate-gain anchor
+  to the next: where the network still changes its transforms with the rate, and where it
+  only rescales its latents;
 - ``bd_vs_bpg`` of the mean and sample curves against published BPG 4:4:4, over all
   qualities and over the upper half.
 
@@ -102,6 +105,15 @@ def synthesis_ceiling(net, x, z1, qt, h: int, w: int, steps: int) -> np.ndarray:
         return tiling.decode_uint8(net, z, qt, h, w)
 
 
+def gain_steps(net) -> dict:
+    out = {}
+    for part in ("g_a", "h_a", "h_s", "g_s"):
+        for i, g in enumerate(getattr(net, part).gains):
+            lg = g.log_gain.detach()
+            out[f"{part}.{i}"] = [round(v, 4) for v in (lg[1:] - lg[:-1]).abs().mean(1).tolist()]
+    return out
+
+
 def bpg_published() -> tuple[list, list] | None:
     path = SHARED / "anchors" / "published_kodak.json"
     if not path.exists():
@@ -149,7 +161,7 @@ def main() -> None:
         p["weighted_loss_share"] = p["weighted_loss"] / total
     res = {"model": label, "config": cfg.to_dict(), "images": len(images),
            "machine": f"{platform.machine()} CPU", "seconds": round(time.perf_counter() - t0, 1),
-           "points": points}
+           "points": points, "gain_steps": gain_steps(net)}
     bpg = bpg_published()
     if bpg is not None:
         half = [p for p in points if p["quality"] >= 0.6]
