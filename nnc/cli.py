@@ -28,8 +28,19 @@ DEBUG = False
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo(f"nnc: error: {message}", err=True)
+    click.echo(f"nnc: error: {one_line(message)}", err=True)
     sys.exit(code)
+
+
+def _warn(message: str) -> None:
+    click.echo(f"nnc: warning: {one_line(message)}", err=True)
+
+
+def one_line(text: str) -> str:
+    """``text`` with its control characters escaped (a newline as \\n): a message is one
+    line whatever the file names in it, so a name cannot forge a line of its own."""
+    return "".join(c if c.isprintable() or c == " " else
+                   c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 MAX_IMAGE_BYTES = 1 << 30      # an input image file (a 100 MP 16-bit RGBA PNG fits)
@@ -651,7 +662,7 @@ def _decompress_one(src: str, dst: str, o: dict) -> None:
         import_engine(codes, o["device"], o["engine"])
     img = decode(codes, device=o["device"], engine=o["engine"])
     try:
-        out = encode_for(img, dst)
+        out = encode_for(img, dst, warn=lambda m: _warn(_named(Warning(m), dst)))
     except ValueError as e:
         raise OutputError(str(e)) from None
     write_output(dst, out, o["force"])

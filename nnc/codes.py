@@ -29,7 +29,7 @@ from .coding import LEVEL1_CODERS, LEVEL2_CODERS, coder_for
 from .coding.greedy import Level1Code
 from .coding.importance import Level2Code  # noqa: F401  (re-exported)
 from .errors import FormatError, ModelError
-from .image_io import MAX_ICC_BYTES, compute_padding
+from .image_io import MAX_ICC_BYTES, compute_padding, profile_fits
 
 STRIDE2 = 64          # image pixels per level-2 latent pixel (the padding multiple)
 STRIDE1 = 16          # image pixels per level-1 latent pixel
@@ -141,7 +141,7 @@ def read_codes(data: bytes, max_pixels: int) -> FileCodes:
         raise FormatError(f"corrupt .nnc file: entropy-coded data does not decode ({e})") \
             from None
     return FileCodes(hd, code2, code1, shape2, shape1, read_alpha(c.sections.get("ALPH"), hd),
-                     read_icc(c.sections.get("iCCP")), coder2, coder1)
+                     read_icc(c.sections.get("iCCP"), hd.channels), coder2, coder1)
 
 
 def write_alpha(alpha: np.ndarray) -> bytes:
@@ -168,7 +168,7 @@ def write_icc(profile: bytes) -> bytes:
     return zlib.compress(profile, 9)
 
 
-def read_icc(section: bytes | None) -> bytes | None:
+def read_icc(section: bytes | None, channels: int = 3) -> bytes | None:
     if section is None:
         return None
     d = zlib.decompressobj()
@@ -182,4 +182,8 @@ def read_icc(section: bytes | None) -> bytes | None:
     if not d.eof or d.unused_data or not raw:     # spec §6b: one whole stream, no more
         raise FormatError("corrupt .nnc file: the colour profile (iCCP) is cut off, empty "
                           "or followed by other bytes")
+    if not profile_fits(raw, channels == 1):
+        # spec §6b: not a profile of the coded pixels (RGB on a gray image, CMYK): ignored,
+        # as the encoder drops them (nnc wrote such profiles for a few hours on 2026-11-30)
+        return None
     return raw
