@@ -764,10 +764,13 @@ from .train import RECIPE  # noqa: E402  (torch-free: the defaults of `nnc train
                    "it with --model NAME).")
 @click.option("--make-default", is_flag=True,
               help="With --export: make the new model the default for compress.")
+@click.option("--replace", is_flag=True,
+              help="With --export: replace an installed model of that name (files made "
+                   "with it will no longer decode).")
 @_device
 def train(data, out, steps, batch, crop, lr, warmup, resume, time_limit, likelihood, init,
           lambda_range, lambda_power, arch, compile_, threads, log_every, export_name,
-          make_default, device):
+          make_default, replace, device):
     """Train (or fine-tune) a PLN on a folder of images.
 
     The defaults are the recipe of the shipped model pln-gpu-1. Several GPUs or machines:
@@ -778,13 +781,14 @@ def train(data, out, steps, batch, crop, lr, warmup, resume, time_limit, likelih
         from .model.weights import check_new_model_name
         from .train import dist_env
         rank, world, _ = dist_env()
-        if make_default and not export_name:
-            raise click.UsageError("--make-default needs --export NAME")
+        if (make_default or replace) and export_name is None:
+            raise click.UsageError(f"--{'make-default' if make_default else 'replace'} needs "
+                                   "--export NAME")
         if batch % world:
             raise click.UsageError(f"--batch {batch} does not split over {world} processes: "
                                    f"use a multiple of {world}")
-        if export_name:          # before hours of training, not after
-            check_new_model_name(export_name)
+        if export_name is not None:     # before hours of training, not after ("" too)
+            check_new_model_name(export_name, replace=replace)
         import torch
         from . import codec
         from .model.pln import PLNConfig
@@ -811,7 +815,7 @@ def train(data, out, steps, batch, crop, lr, warmup, resume, time_limit, likelih
                 click.echo(f"nnc: {message}", err=True)
 
         images, export_s = [], 0.0
-        if export_name and rank == 0:
+        if export_name is not None and rank == 0:
             images = table_images(Path(data))
             if time_limit is not None:   # the export's time is kept out of training's
                 run_cfg = run_config(Path(out), resume, Path(init) if init else None, cfg)[2]
@@ -835,10 +839,10 @@ def train(data, out, steps, batch, crop, lr, warmup, resume, time_limit, likelih
             return
         last = (Path(out) / "log.csv").read_text().splitlines()[-1].split(",")[0]
         say(f"checkpoint {ckpt} (step {last}; {time.monotonic() - t_start:.0f} s so far)")
-        if export_name:
+        if export_name is not None:
             deadline = None if time_limit is None else t_start + time_limit - 0.5
             export_run(ckpt, export_name, images, {"training_data": str(data)}, make_default,
-                       say, tty, deadline)
+                       say, tty, deadline, replace)
             say(f"installed model {export_name!r}"
                 + (" (now the default)" if make_default else
                    f"; use it with --model {export_name}"))

@@ -65,11 +65,40 @@ def manifest(directory: Path | None = None) -> dict:
     """The weights manifest (``weights/manifest.json``): models by name, without torch."""
     path = (directory or weights_dir()) / "manifest.json"
     try:
-        return json.loads(path.read_text())
+        m = json.loads(path.read_text())
     except FileNotFoundError:
         raise ModelError(f"no weights manifest at {path}; reinstall nnc") from None
     except (OSError, ValueError) as e:
-        raise ModelError(f"cannot read the weights manifest {path}: {e}") from None
+        raise ModelError(f"cannot read the weights manifest {path}: {e}; reinstall nnc "
+                         "('pip install --force-reinstall nnc', or from the repository)") \
+            from None
+    problem = _manifest_problem(m)
+    if problem:
+        raise ModelError(f"the weights manifest {path} is damaged ({problem}); reinstall nnc "
+                         "('pip install --force-reinstall nnc', or from the repository)")
+    return m
+
+
+def _manifest_problem(m) -> str | None:
+    """What is missing from a manifest that parses (None: nothing): the keys every reader
+    of it uses."""
+    if not isinstance(m, dict) or not isinstance(m.get("models"), dict):
+        return "no 'models' table"
+    for name, e in m["models"].items():
+        if not isinstance(e, dict):
+            return f"model {name!r} is not a table"
+        for key in ("file", "sha256", "config"):
+            if not isinstance(e.get(key), (dict if key == "config" else str)):
+                return f"model {name!r} has no {key!r}"
+        if not all(isinstance(e["config"].get(k), int) for k in ("g", "m")):
+            return f"model {name!r} has no channel counts ('g', 'm') in its 'config'"
+        if "onnx" in e and not (isinstance(e["onnx"], dict) and all(
+                isinstance(g, dict) and isinstance(g.get("file"), str)
+                and isinstance(g.get("sha256"), str) for g in e["onnx"].values())):
+            return f"model {name!r} has a damaged 'onnx' table"
+    if "default" in m and m["default"] not in m["models"]:
+        return f"the default model {m['default']!r} is not in it"
+    return None
 
 
 @lru_cache(maxsize=8)
