@@ -381,13 +381,35 @@ def _on_sigterm_in_worker(signum, frame):
     os._exit(EXIT_TERMINATED)
 
 
-def _worker_init(threads: int, debug: bool) -> None:
+def _worker_init(threads: int, debug: bool, parent: int | None = None) -> None:
     global DEBUG, _IN_WORKER
     DEBUG, _IN_WORKER = debug, True
     os.environ["OMP_NUM_THREADS"] = str(threads)   # torch and ONNX Runtime read it
     keep_freed_memory()
     signal.signal(signal.SIGTERM, _on_sigterm_in_worker)   # a terminated batch leaves no .part
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    if parent is not None:
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True,
+                         name="nnc-parent-watch").start()
+
+
+PARENT_POLL_S = 0.1      # how often a worker looks for its parent
+PARENT_GRACE_S = 0.5     # after that, how long it has to remove its temporary file
+
+
+def _watch_parent(parent: int) -> None:
+    """A worker's watch over the batch's process: when it is gone (``kill -9``: it could
+    not terminate its workers), the worker stops as on SIGTERM, removing its temporary
+    file, and ends outright if that has not happened within PARENT_GRACE_S (a long
+    native call): within a second either way, instead of finishing the batch for nobody.
+    A dead parent shows as a changed parent process id (the orphan is re-parented); the
+    watch polls it, which works on every POSIX system."""
+    import time
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(PARENT_GRACE_S)
+    os._exit(EXIT_TERMINATED)
 
 
 def _parallel(pairs, one, opts, jobs: int, report) -> None:
@@ -416,7 +438,7 @@ def _run_pool(pairs, todo, one, opts, jobs: int, threads: int, report) -> list[i
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_worker_init, initargs=(threads, DEBUG))
+                               initializer=_worker_init, initargs=(threads, DEBUG, os.getpid()))
     lost = []
     try:
         futures = {pool.submit(_attempt, one, *pairs[i], opts): i for i in todo}

@@ -302,3 +302,54 @@ def test_a_png_nnc_writes_reopens_in_stock_pillow(crafted, tmp_path):
     said = []
     Image.open(io.BytesIO(encode_for(big, "x.png", said.append))).load()
     assert said and "PNG" in said[0]
+
+
+# --- 4. workers stop when their batch's process is killed outright ----------------------
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"   # a zombie has ended
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_kill_9_of_the_batch_ends_its_workers(tmp_path):
+    """Handshake: each worker says it has started a job (a file named by its pid); then the
+    batch's process is killed with SIGKILL, and every worker must end (by itself: nobody
+    terminates it). The deadline below only bounds a failing run."""
+    import signal
+    import time
+    ready = tmp_path / "ready"
+    ready.mkdir()
+    code = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+import batch_jobs
+from nnc import cli
+if __name__ == "__main__":
+    pairs = [(n, {str(tmp_path)!r} + "/" + n) for n in ["a", "b", "c"]]
+    cli._batch(pairs, batch_jobs.wait_forever, {{"ready": {str(ready)!r}}}, "x", jobs=2)
+"""
+    script = tmp_path / "drive.py"
+    script.write_text(code)
+    parent = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(ready.iterdir())) < 2:          # both workers are in a job
+            assert parent.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        workers = [int(p.name) for p in ready.iterdir() if p.name.isdigit()]
+        assert len(workers) == 2 and all(map(_alive, workers))
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+    deadline = time.monotonic() + 60
+    while any(map(_alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = [w for w in workers if _alive(w)]
+    for w in left:
+        os.kill(w, signal.SIGKILL)                     # do not leave them to the machine
+    assert not left, "workers outlived their batch"
+    assert not list(tmp_path.glob("*.part")) and not list(tmp_path.glob(".nnc-*"))
