@@ -353,3 +353,52 @@ if __name__ == "__main__":
         os.kill(w, signal.SIGKILL)                     # do not leave them to the machine
     assert not left, "workers outlived their batch"
     assert not list(tmp_path.glob("*.part")) and not list(tmp_path.glob(".nnc-*"))
+
+
+# --- 7. the Pillow plugin behaves like Pillow's own -----------------------------------
+
+GOLDEN_GRAY = ROOT / "formats/golden/2026-11-30-kodim23-gray-q20.nnc"
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="counts /proc/self/fd")
+def test_load_closes_the_file():
+    Image.open(GOLDEN_GRAY).load()            # the decoder's own, once: ONNX Runtime's
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        im = Image.open(GOLDEN_GRAY)
+        im.load()
+        assert im.fp is None
+    assert len(os.listdir("/proc/self/fd")) == before
+    with Image.open(GOLDEN_GRAY) as im:       # and the context manager still works
+        assert im.convert("L").size == (90, 70)
+
+
+def test_identifying_reads_only_the_header():
+    class Counting(io.BytesIO):
+        read_bytes = 0
+
+        def read(self, n=-1):
+            out = super().read(n)
+            self.read_bytes += len(out)
+            return out
+
+    f = Counting(GOLDEN_GRAY.read_bytes() + bytes(4 << 20))   # a long tail after it
+    im = Image.open(f)
+    assert im.format == "NNC" and im.size == (90, 70)
+    assert f.read_bytes < 200
+
+
+def test_load_errors_are_oserrors_without_cli_options():
+    from nnc import container
+    c = container.read(GOLDEN_GRAY.read_bytes())
+    c.header.weights_sha256 = bytes(32)            # other weights than the installed ones
+    im = Image.open(io.BytesIO(container.write(c)))
+    with pytest.raises(OSError) as e:
+        im.load()
+    assert isinstance(e.value.__cause__, ModelError)
+    assert "other weights" in str(e.value) and "--" not in str(e.value)
+    damaged = bytearray(GOLDEN_GRAY.read_bytes())
+    damaged[-40] ^= 0xFF                           # a payload byte: its CRC fails
+    im = Image.open(io.BytesIO(bytes(damaged)))
+    with pytest.raises(OSError, match="checksum mismatch"):
+        im.load()
