@@ -8,6 +8,7 @@ report); every human message goes to stderr. Exit codes (README, "Exit codes"):
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import json
 import os
@@ -15,12 +16,13 @@ import signal
 import stat
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 import click
 
 from .container import MAX_FILE_BYTES
-from .errors import InputError, NNCError, OutputError
+from .errors import InputError, NNCError, OutputError, one_line
 from .malloc import keep_freed_memory
 
 EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
@@ -36,11 +38,10 @@ def _warn(message: str) -> None:
     click.echo(f"nnc: warning: {one_line(message)}", err=True)
 
 
-def one_line(text: str) -> str:
-    """``text`` with its control characters escaped (a newline as \\n): a message is one
-    line whatever the file names in it, so a name cannot forge a line of its own."""
-    return "".join(c if c.isprintable() or c == " " else
-                   c.encode("unicode_escape").decode("ascii") for c in text)
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python warnings (nnc's, Pillow's, a library's) as one "nnc: warning:" line each,
+    without the source line and path Python's default adds."""
+    _warn(str(message))
 
 
 MAX_IMAGE_BYTES = 1 << 30      # an input image file (a 100 MP 16-bit RGBA PNG fits)
@@ -52,10 +53,13 @@ def read_input(path: str, limit: int = MAX_IMAGE_BYTES) -> bytes:
     there: /dev/zero or an endless pipe end quickly)."""
     name = "stdin" if path == "-" else path
     if path != "-":
-        p = Path(path)
-        if not p.exists():
-            raise InputError(f"{path}: no such file")
-        if p.is_dir():
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise InputError(f"{path}: no such file") from None
+        except OSError as e:          # a name too long, a loop of links...
+            raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
+        if stat.S_ISDIR(st.st_mode):
             raise InputError(f"{path}: is a directory, not a file")
     try:
         if path == "-":
@@ -264,6 +268,7 @@ def plan_outputs(inputs: tuple[str, ...], out_dir: str | None, suffix: str) -> l
     for i, o in pairs:
         if o == "-":
             continue
+        _check_output_name(o)
         if i != "-" and _same_file(i, o):
             raise OutputError(f"{o}: is also the input; name another output")
         key = os.path.abspath(o)
@@ -272,6 +277,18 @@ def plan_outputs(inputs: tuple[str, ...], out_dir: str | None, suffix: str) -> l
                               "rename one of them")
         seen[key] = i
     return pairs
+
+
+def _check_output_name(path: str) -> None:
+    """An output name the system cannot use at all (too long: ENAMETOOLONG) is an output
+    problem, found before any work."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        if e.errno in (errno.ENAMETOOLONG, errno.ELOOP, errno.EINVAL):
+            raise OutputError(f"{path}: cannot write ({e.strerror or e})") from None
 
 
 def _named(e: Exception, src: str) -> str:
@@ -321,7 +338,7 @@ def _batch(pairs: list[tuple[str, str]], one, opts: dict, desc: str,
         if outcome is not None:
             message, code = outcome
             failed[i] = code
-            click.echo(f"nnc: error: {message}", err=True)
+            click.echo(f"nnc: error: {one_line(message)}", err=True)
         if bar is not None:
             bar.update(1)
 
@@ -388,6 +405,7 @@ def _worker_init(threads: int, debug: bool, parent: int | None = None) -> None:
     keep_freed_memory()
     signal.signal(signal.SIGTERM, _on_sigterm_in_worker)   # a terminated batch leaves no .part
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    warnings.showwarning = _show_warning
     if parent is not None:
         threading.Thread(target=_watch_parent, args=(parent,), daemon=True,
                          name="nnc-parent-watch").start()
@@ -518,6 +536,7 @@ def main(debug: bool) -> None:
     global DEBUG
     DEBUG = debug
     keep_freed_memory()
+    warnings.showwarning = _show_warning
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)
 
@@ -637,8 +656,8 @@ def _compress_one(src: str, dst: str, o: dict) -> None:
         data, _ = ratecontrol.compress_to_bpp(img, bpp, **common)
         got = 8 * len(data) / (img.rgb.shape[0] * img.rgb.shape[1])
         if abs(got / bpp - 1) > 0.05:
-            click.echo(f"nnc: note: {src}: {bpp:g} bpp is out of reach for this "
-                       f"model; wrote {got:.3f} bpp", err=True)
+            click.echo(one_line(f"nnc: note: {src}: {bpp:g} bpp is out of reach for this "
+                                f"model; wrote {got:.3f} bpp"), err=True)
     else:
         data = codec.compress(img, quality=o["quality"], **common)
     write_output(dst, data, o["force"])
@@ -731,7 +750,7 @@ def info(paths, as_json):
                 if DEBUG:
                     raise
                 failed.append(e.exit_code)
-                click.echo(f"nnc: error: {_named(e, p)}", err=True)
+                click.echo(f"nnc: error: {one_line(_named(e, p))}", err=True)
                 continue
             if not as_json:
                 click.echo(("\n" if len(reports) > 1 else "") + format_text(reports[-1]),

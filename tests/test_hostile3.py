@@ -402,3 +402,113 @@ def test_load_errors_are_oserrors_without_cli_options():
     im = Image.open(io.BytesIO(bytes(damaged)))
     with pytest.raises(OSError, match="checksum mismatch"):
         im.load()
+
+
+# --- 8. exit codes and messages ----------------------------------------------------------
+
+def test_names_too_long_are_output_and_input_errors(tmp_path):
+    long = str(tmp_path / ("a" * 300))
+    r = CliRunner().invoke(main, ["decompress", str(GOLDEN_GRAY), long + ".png"])
+    assert r.exit_code == 5 and "File name too long" in r.stderr, r.output
+    r = CliRunner().invoke(main, ["info", long + ".nnc"])
+    assert r.exit_code == 3 and "File name too long" in r.stderr, r.output
+
+
+@pytest.fixture
+def weights_copy(tmp_path, monkeypatch):
+    """A copy of the weights folder (pln-gpu-1's files and the manifest), used by every
+    reader of it here."""
+    from nnc import codes, decoder
+    from nnc.model import weights
+    d = tmp_path / "weights"
+    d.mkdir()
+    m = json.loads((weights_dir() / "manifest.json").read_text())
+    for f in weights_dir().glob("pln-gpu-1.*"):
+        shutil.copy(f, d)
+    (d / "manifest.json").write_text(json.dumps(m))
+    for mod in (codes, decoder, weights):
+        monkeypatch.setattr(mod, "weights_dir", lambda: d)
+    for cached in (codes.model_entry, decoder.sessions, weights.load_model):
+        cached.cache_clear()
+    yield d
+    for cached in (codes.model_entry, decoder.sessions, weights.load_model):
+        cached.cache_clear()
+
+
+GOLDEN_RGB = ROOT / "formats/golden/2026-11-30-kodim23-crop-q50.nnc"
+
+
+def test_a_manifest_without_its_keys_is_a_model_problem(weights_copy, tmp_path):
+    m = json.loads((weights_copy / "manifest.json").read_text())
+    del m["models"]["pln-gpu-1"]["config"]
+    (weights_copy / "manifest.json").write_text(json.dumps(m))
+    for args in (["models"], ["decompress", str(GOLDEN_RGB), str(tmp_path / "o.png")]):
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 6 and "is damaged" in r.stderr and "reinstall" in r.stderr, \
+            r.output
+    (weights_copy / "manifest.json").write_text("{}")
+    data = tmp_path / "data"
+    data.mkdir()
+    r = CliRunner().invoke(main, ["train", str(data), str(tmp_path / "run"), "--export", "new"])
+    assert r.exit_code == 6 and "reinstall" in r.stderr and not (tmp_path / "run").exists()
+
+
+def test_a_graph_that_does_not_fit_its_model(weights_copy, tmp_path):
+    m = json.loads((weights_copy / "manifest.json").read_text())
+    graphs = m["models"]["pln-gpu-1"]["onnx"]
+    graphs["synthesis"] = dict(graphs["prior1"])      # the prior's graph in its place
+    (weights_copy / "manifest.json").write_text(json.dumps(m))
+    r = CliRunner().invoke(main, ["decompress", str(GOLDEN_RGB), str(tmp_path / "o.png")])
+    assert r.exit_code == 6 and "synthesis graph" in r.stderr and "does not fit" in r.stderr, \
+        r.output
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_a_missing_graph_is_named(weights_copy, tmp_path, monkeypatch):
+    from nnc import decoder
+    (weights_copy / "pln-gpu-1.synthesis.onnx").unlink()
+    r = CliRunner().invoke(main, ["decompress", str(GOLDEN_RGB), str(tmp_path / "a.png")])
+    assert r.exit_code == 0, r.output                 # torch is here: it decodes, and says so
+    assert "nnc: warning:" in r.stderr and "synthesis graph" in r.stderr \
+        and "PyTorch" in r.stderr
+    monkeypatch.setattr(decoder, "_torch_installed", lambda: False)   # a decoder-only install
+    r = CliRunner().invoke(main, ["decompress", str(GOLDEN_RGB), str(tmp_path / "b.png")])
+    assert r.exit_code == 6 and "synthesis graph" in r.stderr and "missing" in r.stderr, \
+        r.output
+    assert "needs PyTorch" not in r.stderr
+
+
+def test_an_empty_export_name_is_refused(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    r = CliRunner().invoke(main, ["train", str(data), str(tmp_path / "run"), "--export", ""])
+    assert r.exit_code == 6 and "not a model name" in r.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_file_names_cannot_forge_lines(tmp_path):
+    forged = tmp_path / "x\nnnc: 0 of 2 inputs failed.nnc"
+    shutil.copy(GOLDEN_GRAY, forged)
+    r = CliRunner().invoke(main, ["info", str(forged)])
+    assert r.exit_code == 0 and r.stdout.splitlines()[0].startswith(str(tmp_path))
+    assert "x\\nnnc: 0 of 2" in r.stdout.splitlines()[0]
+    r = CliRunner().invoke(main, ["decompress", str(forged), str(tmp_path / "nope.nnc"),
+                                  "-o", str(tmp_path / "out")])
+    assert r.exit_code == 3
+    assert [line for line in r.stderr.splitlines() if line.startswith("nnc: 0 of")] == []
+    assert len(r.stderr.splitlines()) == 2             # one error line, one summary
+
+
+def test_library_warnings_are_one_line(tmp_path, monkeypatch, png):
+    import warnings
+    from nnc import image_io
+    real = image_io.read_image
+
+    def warns(*a, **k):
+        warnings.warn("Possibly corrupt EXIF data.\nSkipping tag 1", UserWarning)
+        return real(*a, **k)
+
+    monkeypatch.setattr(image_io, "read_image", warns)
+    r = CliRunner().invoke(main, ["compress", "--refine", "0", str(png), str(tmp_path / "o.nnc")])
+    assert r.exit_code == 0, r.output
+    assert r.stderr == "nnc: warning: Possibly corrupt EXIF data.\\nSkipping tag 1\n"
