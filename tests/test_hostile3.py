@@ -512,3 +512,28 @@ def test_library_warnings_are_one_line(tmp_path, monkeypatch, png):
     r = CliRunner().invoke(main, ["compress", "--refine", "0", str(png), str(tmp_path / "o.nnc")])
     assert r.exit_code == 0, r.output
     assert r.stderr == "nnc: warning: Possibly corrupt EXIF data.\\nSkipping tag 1\n"
+
+
+# --- 10. the engines' pixels on files with extreme level-1 values -----------------------
+
+def test_engines_agree_within_the_stated_bound_on_extreme_latents(monkeypatch):
+    """A file crafted with level-1 posteriors pushed 16 times as far from the prior as the
+    encoder puts them (the coder sends them, mostly as outliers): ONNX Runtime's and
+    torch's decodes differ by at most 2 levels (README, "Decoding without torch")."""
+    from nnc import codec, decoder
+    from nnc.codes import read_codes
+    real = codec.refine_level1
+
+    def pushed(*a, **kw):
+        mu, s = real(*a, **kw)
+        mu_p, _ = kw["prior"]
+        return mu_p + 16 * (mu - mu_p), s
+
+    monkeypatch.setattr(codec, "refine_level1", pushed)
+    img = RasterImage(smooth_image(64, 96, 3), gray=False, alpha=None)
+    codes = read_codes(codec.compress(img, settings=codec.refined(0)), 10 ** 8)
+    onnx = decoder.decompress_codes(codes).rgb.astype(int)
+    torch_ = codec.decompress_codes(codes, device="cpu").rgb.astype(int)
+    diff = np.abs(onnx - torch_)
+    assert diff.max() <= 2
+    assert (diff > 0).mean() < 0.01
