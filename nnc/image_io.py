@@ -115,11 +115,11 @@ def _open_unchecked(data: bytes) -> Image.Image:
         loader()
         for fmt in list(Image.ID):
             factory, accept = Image.OPEN[fmt]
-            if accept is not None:
-                ok = accept(prefix)
-                if isinstance(ok, str) or not ok:
-                    continue
             try:
+                if accept is not None:
+                    ok = accept(prefix)
+                    if isinstance(ok, str) or not ok:
+                        continue
                 return factory(io.BytesIO(data), None)
             except (SyntaxError, IndexError, TypeError, struct.error):
                 continue
