@@ -54,9 +54,10 @@ def _read_source(source, what: str, limit: int) -> bytes:
 
 def _to_raster(image):
     from PIL import Image
-    from .image_io import RasterImage, read_image
+    from .image_io import DEFAULT_MAX_PIXELS, RasterImage, check_size, read_image
     from .cli import MAX_IMAGE_BYTES
     if isinstance(image, Image.Image):
+        check_size(*image.size)             # before a copy of a huge image is made
         if image.mode not in ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "I", "I;16"):
             image = image.convert("RGB")    # CMYK, Lab, YCbCr... (PNG holds none of them)
         buf = io.BytesIO()
@@ -68,12 +69,50 @@ def _to_raster(image):
     arr = np.asarray(image)
     if arr.dtype != np.uint8:
         raise TypeError(f"arrays must be uint8, not {arr.dtype}")
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise TypeError(f"arrays must be HxW, HxWx3 or HxWx4, not {arr.shape}")
+    check_size(arr.shape[1], arr.shape[0], DEFAULT_MAX_PIXELS)
     if arr.ndim == 2:
         return RasterImage(np.repeat(arr[..., None], 3, 2), gray=True, alpha=None)
-    if arr.ndim == 3 and arr.shape[2] in (3, 4):
-        alpha = arr[..., 3].copy() if arr.shape[2] == 4 else None
-        return RasterImage(np.ascontiguousarray(arr[..., :3]), gray=False, alpha=alpha)
-    raise TypeError(f"arrays must be HxW, HxWx3 or HxWx4, not {arr.shape}")
+    alpha = arr[..., 3].copy() if arr.shape[2] == 4 else None
+    return RasterImage(np.ascontiguousarray(arr[..., :3]), gray=False, alpha=alpha)
+
+
+MAX_SEED = 2 ** 32 - 1      # as `nnc compress --seed` (a u32 in the header)
+MAX_REFINE = 1000           # as `nnc compress --refine`
+
+
+def _check_arguments(quality, bpp, seed, model, device, refine) -> None:
+    """compress's arguments, checked before any work with the CLI's ranges: TypeError or
+    ValueError naming the argument."""
+    import numbers
+
+    def real(name, v):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise TypeError(f"{name} must be a number, not {type(v).__name__}")
+
+    def integer(name, v, lo, hi):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"{name} must be an int, not {type(v).__name__}")
+        if not lo <= v <= hi:
+            raise ValueError(f"{name} must be in [{lo}, {hi}], not {v!r}")
+
+    if quality is not None:
+        real("quality", quality)
+        if not 0 <= quality <= 1:
+            raise ValueError(f"quality is a rate parameter in [0, 1], not {quality!r}")
+    if bpp is not None:
+        real("bpp", bpp)
+        if not 0 < bpp < float("inf"):
+            raise ValueError(f"bpp must be positive and finite, not {bpp!r}")
+    if bpp is not None and quality is not None:
+        raise ValueError("give quality or bpp, not both")
+    integer("seed", seed, 0, MAX_SEED)
+    if refine is not None:
+        integer("refine", refine, 0, MAX_REFINE)
+    for name, v in (("model", model), ("device", device)):
+        if v is not None and not isinstance(v, str):
+            raise TypeError(f"{name} must be a str or None, not {type(v).__name__}")
 
 
 def compress(image, quality: float | None = None, bpp: float | None = None, seed: int = 0,
@@ -86,20 +125,19 @@ def compress(image, quality: float | None = None, bpp: float | None = None, seed
     bits per pixel (as ``nnc compress --bpp``). ``refine``: refinement steps per latent
     level, as ``nnc compress --refine`` (None: the CLI's default on the device: on the CPU
     2 steps on level 2 and 1 on level 1, from a smaller first step (codec.CPU_REFINEMENT);
-    5 per level on a GPU)."""
+    5 per level on a GPU). ``seed``: an int in [0, 2**32 - 1]. Arguments out of these
+    ranges raise ValueError (TypeError for a wrong type) before any work; an image the
+    format cannot hold (over 65536 pixels a side, or over 100 megapixels) raises
+    nnc.errors.InputError."""
     from . import codec
-    if bpp is not None and quality is not None:
-        raise ValueError("give quality or bpp, not both")
-    if bpp is not None and not bpp > 0:
-        raise ValueError(f"bpp must be positive, not {bpp!r}")
-    quality = 0.5 if quality is None else quality
-    if not 0 <= quality <= 1:
-        raise ValueError(f"quality is a rate parameter in [0, 1], not {quality!r}")
+    _check_arguments(quality, bpp, seed, model, device, refine)
+    seed = int(seed)
+    quality = 0.5 if quality is None else float(quality)
     img = _to_raster(image)
-    settings = codec.default_settings(device) if refine is None else codec.refined(refine)
+    settings = codec.default_settings(device) if refine is None else codec.refined(int(refine))
     if bpp is not None:
         from .ratecontrol import compress_to_bpp
-        return compress_to_bpp(img, bpp, seed=seed, model_name=model, device=device,
+        return compress_to_bpp(img, float(bpp), seed=seed, model_name=model, device=device,
                                settings=settings)[0]
     return codec.compress(img, quality=quality, seed=seed, model_name=model, device=device,
                           settings=settings)

@@ -8,6 +8,7 @@ report); every human message goes to stderr. Exit codes (README, "Exit codes"):
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import json
 import os
@@ -15,12 +16,13 @@ import signal
 import stat
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 import click
 
 from .container import MAX_FILE_BYTES
-from .errors import InputError, NNCError, OutputError
+from .errors import InputError, NNCError, OutputError, one_line
 from .malloc import keep_freed_memory
 
 EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
@@ -28,8 +30,18 @@ DEBUG = False
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo(f"nnc: error: {message}", err=True)
+    click.echo(f"nnc: error: {one_line(message)}", err=True)
     sys.exit(code)
+
+
+def _warn(message: str) -> None:
+    click.echo(f"nnc: warning: {one_line(message)}", err=True)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python warnings (nnc's, Pillow's, a library's) as one "nnc: warning:" line each,
+    without the source line and path Python's default adds."""
+    _warn(str(message))
 
 
 MAX_IMAGE_BYTES = 1 << 30      # an input image file (a 100 MP 16-bit RGBA PNG fits)
@@ -41,10 +53,13 @@ def read_input(path: str, limit: int = MAX_IMAGE_BYTES) -> bytes:
     there: /dev/zero or an endless pipe end quickly)."""
     name = "stdin" if path == "-" else path
     if path != "-":
-        p = Path(path)
-        if not p.exists():
-            raise InputError(f"{path}: no such file")
-        if p.is_dir():
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise InputError(f"{path}: no such file") from None
+        except OSError as e:          # a name too long, a loop of links...
+            raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
+        if stat.S_ISDIR(st.st_mode):
             raise InputError(f"{path}: is a directory, not a file")
     try:
         if path == "-":
@@ -253,6 +268,7 @@ def plan_outputs(inputs: tuple[str, ...], out_dir: str | None, suffix: str) -> l
     for i, o in pairs:
         if o == "-":
             continue
+        _check_output_name(o)
         if i != "-" and _same_file(i, o):
             raise OutputError(f"{o}: is also the input; name another output")
         key = os.path.abspath(o)
@@ -261,6 +277,18 @@ def plan_outputs(inputs: tuple[str, ...], out_dir: str | None, suffix: str) -> l
                               "rename one of them")
         seen[key] = i
     return pairs
+
+
+def _check_output_name(path: str) -> None:
+    """An output name the system cannot use at all (too long: ENAMETOOLONG) is an output
+    problem, found before any work."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        if e.errno in (errno.ENAMETOOLONG, errno.ELOOP, errno.EINVAL):
+            raise OutputError(f"{path}: cannot write ({e.strerror or e})") from None
 
 
 def _named(e: Exception, src: str) -> str:
@@ -310,7 +338,7 @@ def _batch(pairs: list[tuple[str, str]], one, opts: dict, desc: str,
         if outcome is not None:
             message, code = outcome
             failed[i] = code
-            click.echo(f"nnc: error: {message}", err=True)
+            click.echo(f"nnc: error: {one_line(message)}", err=True)
         if bar is not None:
             bar.update(1)
 
@@ -370,13 +398,36 @@ def _on_sigterm_in_worker(signum, frame):
     os._exit(EXIT_TERMINATED)
 
 
-def _worker_init(threads: int, debug: bool) -> None:
+def _worker_init(threads: int, debug: bool, parent: int | None = None) -> None:
     global DEBUG, _IN_WORKER
     DEBUG, _IN_WORKER = debug, True
     os.environ["OMP_NUM_THREADS"] = str(threads)   # torch and ONNX Runtime read it
     keep_freed_memory()
     signal.signal(signal.SIGTERM, _on_sigterm_in_worker)   # a terminated batch leaves no .part
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    warnings.showwarning = _show_warning
+    if parent is not None:
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True,
+                         name="nnc-parent-watch").start()
+
+
+PARENT_POLL_S = 0.1      # how often a worker looks for its parent
+PARENT_GRACE_S = 0.5     # after that, how long it has to remove its temporary file
+
+
+def _watch_parent(parent: int) -> None:
+    """A worker's watch over the batch's process: when it is gone (``kill -9``: it could
+    not terminate its workers), the worker stops as on SIGTERM, removing its temporary
+    file, and ends outright if that has not happened within PARENT_GRACE_S (a long
+    native call): within a second either way, instead of finishing the batch for nobody.
+    A dead parent shows as a changed parent process id (the orphan is re-parented); the
+    watch polls it, which works on every POSIX system."""
+    import time
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(PARENT_GRACE_S)
+    os._exit(EXIT_TERMINATED)
 
 
 def _parallel(pairs, one, opts, jobs: int, report) -> None:
@@ -405,7 +456,7 @@ def _run_pool(pairs, todo, one, opts, jobs: int, threads: int, report) -> list[i
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_worker_init, initargs=(threads, DEBUG))
+                               initializer=_worker_init, initargs=(threads, DEBUG, os.getpid()))
     lost = []
     try:
         futures = {pool.submit(_attempt, one, *pairs[i], opts): i for i in todo}
@@ -485,6 +536,7 @@ def main(debug: bool) -> None:
     global DEBUG
     DEBUG = debug
     keep_freed_memory()
+    warnings.showwarning = _show_warning
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)
 
@@ -604,8 +656,8 @@ def _compress_one(src: str, dst: str, o: dict) -> None:
         data, _ = ratecontrol.compress_to_bpp(img, bpp, **common)
         got = 8 * len(data) / (img.rgb.shape[0] * img.rgb.shape[1])
         if abs(got / bpp - 1) > 0.05:
-            click.echo(f"nnc: note: {src}: {bpp:g} bpp is out of reach for this "
-                       f"model; wrote {got:.3f} bpp", err=True)
+            click.echo(one_line(f"nnc: note: {src}: {bpp:g} bpp is out of reach for this "
+                                f"model; wrote {got:.3f} bpp"), err=True)
     else:
         data = codec.compress(img, quality=o["quality"], **common)
     write_output(dst, data, o["force"])
@@ -651,7 +703,7 @@ def _decompress_one(src: str, dst: str, o: dict) -> None:
         import_engine(codes, o["device"], o["engine"])
     img = decode(codes, device=o["device"], engine=o["engine"])
     try:
-        out = encode_for(img, dst)
+        out = encode_for(img, dst, warn=lambda m: _warn(_named(Warning(m), dst)))
     except ValueError as e:
         raise OutputError(str(e)) from None
     write_output(dst, out, o["force"])
@@ -698,7 +750,7 @@ def info(paths, as_json):
                 if DEBUG:
                     raise
                 failed.append(e.exit_code)
-                click.echo(f"nnc: error: {_named(e, p)}", err=True)
+                click.echo(f"nnc: error: {one_line(_named(e, p))}", err=True)
                 continue
             if not as_json:
                 click.echo(("\n" if len(reports) > 1 else "") + format_text(reports[-1]),
@@ -753,10 +805,13 @@ from .train import RECIPE  # noqa: E402  (torch-free: the defaults of `nnc train
                    "it with --model NAME).")
 @click.option("--make-default", is_flag=True,
               help="With --export: make the new model the default for compress.")
+@click.option("--replace", is_flag=True,
+              help="With --export: replace an installed model of that name (files made "
+                   "with it will no longer decode).")
 @_device
 def train(data, out, steps, batch, crop, lr, warmup, resume, time_limit, likelihood, init,
           lambda_range, lambda_power, arch, compile_, threads, log_every, export_name,
-          make_default, device):
+          make_default, replace, device):
     """Train (or fine-tune) a PLN on a folder of images.
 
     The defaults are the recipe of the shipped model pln-gpu-1. Several GPUs or machines:
@@ -767,13 +822,14 @@ def train(data, out, steps, batch, crop, lr, warmup, resume, time_limit, likelih
         from .model.weights import check_new_model_name
         from .train import dist_env
         rank, world, _ = dist_env()
-        if make_default and not export_name:
-            raise click.UsageError("--make-default needs --export NAME")
+        if (make_default or replace) and export_name is None:
+            raise click.UsageError(f"--{'make-default' if make_default else 'replace'} needs "
+                                   "--export NAME")
         if batch % world:
             raise click.UsageError(f"--batch {batch} does not split over {world} processes: "
                                    f"use a multiple of {world}")
-        if export_name:          # before hours of training, not after
-            check_new_model_name(export_name)
+        if export_name is not None:     # before hours of training, not after ("" too)
+            check_new_model_name(export_name, replace=replace)
         import torch
         from . import codec
         from .model.pln import PLNConfig
@@ -800,7 +856,7 @@ def train(data, out, steps, batch, crop, lr, warmup, resume, time_limit, likelih
                 click.echo(f"nnc: {message}", err=True)
 
         images, export_s = [], 0.0
-        if export_name and rank == 0:
+        if export_name is not None and rank == 0:
             images = table_images(Path(data))
             if time_limit is not None:   # the export's time is kept out of training's
                 run_cfg = run_config(Path(out), resume, Path(init) if init else None, cfg)[2]
@@ -824,10 +880,10 @@ def train(data, out, steps, batch, crop, lr, warmup, resume, time_limit, likelih
             return
         last = (Path(out) / "log.csv").read_text().splitlines()[-1].split(",")[0]
         say(f"checkpoint {ckpt} (step {last}; {time.monotonic() - t_start:.0f} s so far)")
-        if export_name:
+        if export_name is not None:
             deadline = None if time_limit is None else t_start + time_limit - 0.5
             export_run(ckpt, export_name, images, {"training_data": str(data)}, make_default,
-                       say, tty, deadline)
+                       say, tty, deadline, replace)
             say(f"installed model {export_name!r}"
                 + (" (now the default)" if make_default else
                    f"; use it with --model {export_name}"))

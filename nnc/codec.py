@@ -25,8 +25,8 @@ from .codes import FileCodes, latent_shapes, read_codes, write_alpha, write_icc
 from .decoder import to_gray
 from .coding import greedy as coder1, importance as coder2
 from .coding.greedy import kl_bits_standardized
-from .errors import DeviceError, ModelError
-from .image_io import DEFAULT_MAX_PIXELS, RasterImage
+from .errors import DeviceError, InputError, ModelError
+from .image_io import DEFAULT_MAX_PIXELS, RasterImage, check_size
 from .model import tiling
 from .model.fused import encoder_dtype, folded_analysis
 from .model.refine import MAX_PIXELS as REFINE_MAX_PIXELS, refine_level1, refine_level2
@@ -113,7 +113,9 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
              settings: Settings = Settings(), stats: CompressStats | None = None,
              timings: dict | None = None) -> bytes:
     """Encode an image at a rate parameter ``quality`` in [0, 1]. ``timings``, when given,
-    receives the seconds spent per stage (for benchmarks)."""
+    receives the seconds spent per stage (for benchmarks). An image the format cannot hold
+    (image_io.check_size) is refused before any work: nnc never writes a file it refuses."""
+    check_size(img.rgb.shape[1], img.rgb.shape[0], None)
     device = pick_device(device)
     mark = _Stages(timings, device)
     loaded = load_model(model_name, device)
@@ -172,6 +174,10 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
     if img.icc:
         sections["iCCP"] = write_icc(img.icc)
     data = container.write(container.Container(header, sections))
+    if len(data) > container.MAX_FILE_BYTES:      # readers refuse larger files
+        raise InputError(f"the image needs {len(data) >> 20} MiB at this rate, over the "
+                         f"{container.MAX_FILE_BYTES >> 20} MiB an .nnc file may have: "
+                         "use a lower rate")
     mark("entropy coding + container")
     return data
 

@@ -29,7 +29,7 @@ from .coding import LEVEL1_CODERS, LEVEL2_CODERS, coder_for
 from .coding.greedy import Level1Code
 from .coding.importance import Level2Code  # noqa: F401  (re-exported)
 from .errors import FormatError, ModelError
-from .image_io import MAX_ICC_BYTES, compute_padding
+from .image_io import MAX_ICC_BYTES, compute_padding, profile_fits
 
 STRIDE2 = 64          # image pixels per level-2 latent pixel (the padding multiple)
 STRIDE1 = 16          # image pixels per level-1 latent pixel
@@ -65,11 +65,40 @@ def manifest(directory: Path | None = None) -> dict:
     """The weights manifest (``weights/manifest.json``): models by name, without torch."""
     path = (directory or weights_dir()) / "manifest.json"
     try:
-        return json.loads(path.read_text())
+        m = json.loads(path.read_text())
     except FileNotFoundError:
         raise ModelError(f"no weights manifest at {path}; reinstall nnc") from None
     except (OSError, ValueError) as e:
-        raise ModelError(f"cannot read the weights manifest {path}: {e}") from None
+        raise ModelError(f"cannot read the weights manifest {path}: {e}; reinstall nnc "
+                         "('pip install --force-reinstall nnc', or from the repository)") \
+            from None
+    problem = _manifest_problem(m)
+    if problem:
+        raise ModelError(f"the weights manifest {path} is damaged ({problem}); reinstall nnc "
+                         "('pip install --force-reinstall nnc', or from the repository)")
+    return m
+
+
+def _manifest_problem(m) -> str | None:
+    """What is missing from a manifest that parses (None: nothing): the keys every reader
+    of it uses."""
+    if not isinstance(m, dict) or not isinstance(m.get("models"), dict):
+        return "no 'models' table"
+    for name, e in m["models"].items():
+        if not isinstance(e, dict):
+            return f"model {name!r} is not a table"
+        for key in ("file", "sha256", "config"):
+            if not isinstance(e.get(key), (dict if key == "config" else str)):
+                return f"model {name!r} has no {key!r}"
+        if not all(isinstance(e["config"].get(k), int) for k in ("g", "m")):
+            return f"model {name!r} has no channel counts ('g', 'm') in its 'config'"
+        if "onnx" in e and not (isinstance(e["onnx"], dict) and all(
+                isinstance(g, dict) and isinstance(g.get("file"), str)
+                and isinstance(g.get("sha256"), str) for g in e["onnx"].values())):
+            return f"model {name!r} has a damaged 'onnx' table"
+    if "default" in m and m["default"] not in m["models"]:
+        return f"the default model {m['default']!r} is not in it"
+    return None
 
 
 @lru_cache(maxsize=8)
@@ -141,7 +170,7 @@ def read_codes(data: bytes, max_pixels: int) -> FileCodes:
         raise FormatError(f"corrupt .nnc file: entropy-coded data does not decode ({e})") \
             from None
     return FileCodes(hd, code2, code1, shape2, shape1, read_alpha(c.sections.get("ALPH"), hd),
-                     read_icc(c.sections.get("iCCP")), coder2, coder1)
+                     read_icc(c.sections.get("iCCP"), hd.channels), coder2, coder1)
 
 
 def write_alpha(alpha: np.ndarray) -> bytes:
@@ -168,7 +197,7 @@ def write_icc(profile: bytes) -> bytes:
     return zlib.compress(profile, 9)
 
 
-def read_icc(section: bytes | None) -> bytes | None:
+def read_icc(section: bytes | None, channels: int = 3) -> bytes | None:
     if section is None:
         return None
     d = zlib.decompressobj()
@@ -182,4 +211,8 @@ def read_icc(section: bytes | None) -> bytes | None:
     if not d.eof or d.unused_data or not raw:     # spec §6b: one whole stream, no more
         raise FormatError("corrupt .nnc file: the colour profile (iCCP) is cut off, empty "
                           "or followed by other bytes")
+    if not profile_fits(raw, channels == 1):
+        # spec §6b: not a profile of the coded pixels (RGB on a gray image, CMYK): ignored,
+        # as the encoder drops them (nnc wrote such profiles for a few hours on 2026-11-30)
+        return None
     return raw

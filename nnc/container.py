@@ -180,6 +180,37 @@ def iter_sections(data: bytes):
         pos = end
 
 
+MAX_HEAD_BYTES = _HEAD.size + 1 + 255 + 32     # the largest HEAD payload a length can give
+
+
+def read_header(read) -> Header:
+    """The header alone, from ``read(n)`` (a file's read): the signature, the version and
+    the HEAD section, checked as :func:`read` checks them, and nothing after them (a
+    Pillow plugin identifies a file so, without reading all of it)."""
+    start = read(SIGNATURE_BYTES + 8)
+    if len(start) < SIGNATURE_BYTES or start[:len(MAGIC)] != MAGIC:
+        raise FormatError("not an .nnc file (wrong magic bytes)")
+    (version,) = struct.unpack_from("<H", start, len(MAGIC))
+    if version not in READ_VERSIONS:
+        raise FormatError(f"unsupported .nnc version {version}")
+    if len(start) < SIGNATURE_BYTES + 8:
+        raise FormatError("truncated .nnc file: a section header is cut off")
+    raw_tag = start[SIGNATURE_BYTES:SIGNATURE_BYTES + 4]
+    (length,) = struct.unpack_from("<I", start, SIGNATURE_BYTES + 4)
+    if raw_tag != b"HEAD":
+        raise FormatError("corrupt .nnc file: the first section is not HEAD")
+    if length > MAX_HEAD_BYTES:
+        raise FormatError("corrupt .nnc file: header section has the wrong length")
+    rest = read(length + 4)
+    if len(rest) < length + 4:
+        raise FormatError("truncated .nnc file: a section is cut off")
+    payload = rest[:length]
+    if section_crc(raw_tag, payload, None) != struct.unpack_from("<I", rest, length)[0]:
+        raise FormatError(f"corrupt .nnc file: checksum mismatch in section at byte "
+                          f"{SIGNATURE_BYTES}")
+    return Header.unpack(payload)
+
+
 def read(data: bytes) -> Container:
     header = None
     sections: dict[str, bytes] = {}

@@ -19,7 +19,7 @@ from functools import lru_cache
 import numpy as np
 
 from .codes import FileCodes, manifest, weights_dir
-from .errors import ModelError
+from .errors import ModelError, NNCWarning
 from .image_io import RasterImage
 from .model.tiles import synthesis_tiles
 
@@ -32,12 +32,26 @@ ONNX_MAX_PIXELS = 16_000_000
 
 def available(model_name: str) -> bool:
     """Whether this model can be decoded here without torch (onnxruntime installed, and
-    the model's graphs shipped)."""
+    the model's graphs shipped). A graph the manifest lists whose file is missing: with
+    torch installed, a warning (nnc.errors.NNCWarning) and False (torch decodes it, more
+    slowly); without, a ModelError that names the graph."""
     import importlib.util
     if importlib.util.find_spec("onnxruntime") is None:
         return False
     graphs = manifest()["models"].get(model_name, {}).get("onnx", {})
-    return bool(graphs) and all((weights_dir() / g["file"]).is_file() for g in graphs.values())
+    if not graphs:
+        return False
+    for part, g in graphs.items():
+        path = weights_dir() / g["file"]
+        if not path.is_file():
+            what = f"the {part} graph of model {model_name!r} ({path}) is missing"
+            if not _torch_installed():
+                raise ModelError(f"{what}: reinstall nnc")
+            import warnings
+            warnings.warn(f"{what}: decoding with PyTorch instead (slower); reinstall nnc",
+                          NNCWarning, stacklevel=2)
+            return False
+    return True
 
 
 def _torch_installed() -> bool:
@@ -66,6 +80,7 @@ def sessions(model_name: str):
     if entry is None or "onnx" not in entry:
         raise ModelError(f"model {model_name!r} has no ONNX graphs; decode with "
                          "--engine torch")
+    ort.set_default_logger_severity(3)     # errors only: nnc says what matters itself
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = _threads()
     opts.log_severity_level = 3
@@ -81,8 +96,31 @@ def sessions(model_name: str):
         if hashlib.sha256(data).hexdigest() != f["sha256"]:
             raise ModelError(f"the {part} graph of model {model_name!r} ({path}) is corrupt "
                              "(sha256 mismatch); reinstall nnc")
-        out.append(ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"]))
+        try:
+            out.append(ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"]))
+        except Exception as e:
+            raise ModelError(f"the {part} graph of model {model_name!r} ({path}) does not "
+                             f"load ({_first_line(e)}); reinstall nnc") from None
     return tuple(out)
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+
+
+def _run(session, part: str, model_name: str, feeds: dict):
+    """One graph run; a graph that does not fit its model (its inputs' channels, its
+    outputs) is a model problem, not a crash."""
+    try:
+        outputs = session.run(None, feeds)
+    except Exception as e:
+        raise ModelError(f"the {part} graph of model {model_name!r} does not fit the model "
+                         f"({_first_line(e)}); reinstall nnc") from None
+    want = 2 if part == "prior1" else 1
+    if len(outputs) != want:
+        raise ModelError(f"the {part} graph of model {model_name!r} does not fit the model "
+                         f"({len(outputs)} outputs, not {want}); reinstall nnc")
+    return outputs
 
 
 def to_8bit(x: np.ndarray) -> np.ndarray:
@@ -117,7 +155,11 @@ def decompress_codes(codes: FileCodes, timings: dict | None = None) -> RasterIma
     q = np.array([hd.quality], dtype=np.float32)
     z2 = codes.coder2.decode_numpy(codes.level2, codes.shape2, hd.seed)
     mark("level2")
-    mu_p, s_p = prior1.run(None, {"z2": z2, "quality": q})
+    mu_p, s_p = _run(prior1, "prior1", hd.model_name, {"z2": z2, "quality": q})
+    if tuple(mu_p.shape[1:]) != tuple(codes.shape1) or s_p.shape != mu_p.shape:
+        raise ModelError(f"the prior1 graph of model {hd.model_name!r} does not fit the "
+                         f"model (its output is {mu_p.shape}, not {codes.shape1}); "
+                         "reinstall nnc")
     mark("network")
     u = codes.coder1.decode_numpy(codes.level1, codes.coder1.Level1Format.from_header(hd),
                                   codes.shape1, hd.seed)
@@ -129,7 +171,11 @@ def decompress_codes(codes: FileCodes, timings: dict | None = None) -> RasterIma
     for (wy0, wy1, wx0, wx1), (oy, ox), (y, x, ph, pw) in synthesis_tiles(
             h1, w1, hd.height, hd.width):
         window = np.ascontiguousarray(z1[..., wy0:wy1, wx0:wx1])
-        (x_hat,) = synthesis.run(None, {"z1": window, "quality": q})
+        (x_hat,) = _run(synthesis, "synthesis", hd.model_name, {"z1": window, "quality": q})
+        if x_hat.ndim != 4 or x_hat.shape[1] != 3 or \
+                x_hat.shape[2] < oy + ph or x_hat.shape[3] < ox + pw:
+            raise ModelError(f"the synthesis graph of model {hd.model_name!r} does not fit "
+                             f"the model (its output is {x_hat.shape}); reinstall nnc")
         out[y:y + ph, x:x + pw] = to_8bit(x_hat[0, :, oy:oy + ph, ox:ox + pw])
     mark("network")
     if hd.channels == 1:

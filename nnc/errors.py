@@ -1,6 +1,13 @@
 """Errors a user can cause. The CLI turns each into one line on stderr and its exit code."""
 
 
+def one_line(text: str) -> str:
+    """``text`` with its control characters escaped (a newline as \\n): a message is one
+    line whatever the file names in it, so a name cannot forge a line of its own."""
+    return "".join(c if c.isprintable() or c == " " else
+                   c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 class NNCError(Exception):
     exit_code = 1
 
@@ -28,3 +35,8 @@ class DeviceError(NNCError):
 class ModelError(NNCError):
     """The weights are missing, corrupt, or not the ones a file was made with."""
     exit_code = 6
+
+
+class NNCWarning(UserWarning):
+    """Something a user should know that does not stop the work (a slower path taken, a
+    colour profile left out); the CLI shows it as one "nnc: warning:" line."""

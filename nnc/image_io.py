@@ -1,15 +1,16 @@
 """Images in and out: PNG (or any Pillow format) <-> uint8 arrays; padding and cropping."""
 from __future__ import annotations
 
-import contextlib
 import io
-import warnings
+import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .container import MAX_DIMENSION  # pixels a side, the format's limit
 from .errors import InputError
 
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -24,6 +25,18 @@ class RasterImage:
     icc: bytes | None = None   # the colour profile, carried as it came (iCCP section)
 
 
+def check_size(width: int, height: int, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
+    """The limits every .nnc reader enforces (spec §3: at most MAX_DIMENSION pixels a side;
+    ``max_pixels`` in all), enforced by the encoder first, with the decoder's wording: nnc
+    never writes a file that it then refuses. InputError (exit code 3)."""
+    if not (1 <= width <= MAX_DIMENSION and 1 <= height <= MAX_DIMENSION):
+        raise InputError(f"image size {width}x{height} is out of range (the format holds "
+                         f"1 to {MAX_DIMENSION} pixels a side)")
+    if max_pixels is not None and width * height > max_pixels:
+        raise InputError(f"image is {width}x{height} = {width * height} pixels, over the "
+                         f"limit of {max_pixels} (raise it with --max-pixels)")
+
+
 def read_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> RasterImage:
     """Decode image bytes. Gray, palette, 16-bit and alpha images are accepted: 16-bit
     values v become round(v / 257), the same scale for every image; palette becomes RGB (or
@@ -31,22 +44,22 @@ def read_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> RasterImage
     comes out the way it is shown. Images of several frames (animations, multi-page TIFFs)
     and 32-bit integer or floating-point images are refused, not guessed at.
 
-    ``max_pixels`` is the only size limit: it is checked on the header, before any pixel
-    is decoded (Pillow's own decompression-bomb limit is lifted for the call, so a limit
-    above Pillow's 89.5 MP works), and text chunks of up to 16 MiB are read."""
+    The size limits (:func:`check_size`: ``max_pixels`` and the format's side limit) are
+    checked on the header, before any pixel is decoded. They are the only ones: Pillow's
+    decompression-bomb limit is not applied, and not changed either (it is process-wide:
+    another thread's ``Image.open`` keeps its guard). A PNG's colour profile is read here,
+    up to the format's 16 MiB; a larger one is dropped and the pixels kept."""
     try:
-        with _pillow_limits():
-            im = Image.open(io.BytesIO(data))
-            w, h = im.size
-            if w * h > max_pixels:
-                raise InputError(f"image is {w}x{h} = {w * h} pixels, over the limit of "
-                                 f"{max_pixels} (raise it with --max-pixels)")
-            frames = getattr(im, "n_frames", 1)
-            if frames > 1:
-                raise InputError(f"the image has {frames} frames (an animation or a "
-                                 "multi-page file); nnc codes one still image: extract the "
-                                 "frame you want first")
-            im.load()
+        data, png_icc = _split_png_profile(data)
+        im = _open_unchecked(data)
+        w, h = im.size
+        check_size(w, h, max_pixels)
+        frames = getattr(im, "n_frames", 1)
+        if frames > 1:
+            raise InputError(f"the image has {frames} frames (an animation or a "
+                             "multi-page file); nnc codes one still image: extract the "
+                             "frame you want first")
+        im.load()
     except InputError:
         raise
     except UnidentifiedImageError:
@@ -54,6 +67,8 @@ def read_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> RasterImage
                          "or truncated file?)") from None
     except Exception as e:   # Pillow raises many types for broken files
         raise InputError(f"cannot decode the image: {e}") from None
+    if png_icc is not None:
+        im.info["icc_profile"] = png_icc
     try:
         im = ImageOps.exif_transpose(im)
     except Exception:         # a broken EXIF block: the pixels as stored
@@ -76,7 +91,7 @@ def read_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> RasterImage
     if icc is not None and len(icc) > MAX_ICC_BYTES:
         icc = None               # not a profile anyone uses; the pixels matter more
     gray = im.mode in ("L", "LA")
-    if icc is not None and icc[16:20] != (b"GRAY" if gray else b"RGB "):
+    if icc is not None and not profile_fits(icc, gray):
         icc = None               # a CMYK, Lab, YCbCr... profile: not of the coded pixels
     alpha = None
     if im.mode in ("LA", "RGBA"):
@@ -85,19 +100,89 @@ def read_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> RasterImage
     return RasterImage(rgb=rgb, gray=gray, alpha=alpha, icc=icc)
 
 
-@contextlib.contextmanager
-def _pillow_limits():
-    """Our own size check replaces Pillow's bomb limit; larger text chunks are read."""
+def profile_fits(icc: bytes, gray: bool) -> bool:
+    """Whether a colour profile describes the coded pixels: its data colour space (ICC
+    header bytes 16-19) is 'GRAY' for a gray image, 'RGB ' for a colour one (spec §6b)."""
+    return icc[16:20] == (b"GRAY" if gray else b"RGB ")
+
+
+def _open_unchecked(data: bytes) -> Image.Image:
+    """``Image.open`` without its decompression-bomb check (our own size check replaces it,
+    so a --max-pixels above Pillow's 89.5 MP works) and without changing Pillow's global
+    limit: the same search over the registered plugins that ``Image.open`` makes."""
+    prefix = data[:16]
+    for loader in (Image.preinit, Image.init):
+        loader()
+        for fmt in list(Image.ID):
+            factory, accept = Image.OPEN[fmt]
+            try:
+                if accept is not None:
+                    ok = accept(prefix)
+                    if isinstance(ok, str) or not ok:
+                        continue
+                return factory(io.BytesIO(data), None)
+            except (SyntaxError, IndexError, TypeError, struct.error):
+                continue
+    raise UnidentifiedImageError("cannot identify image file")
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _split_png_profile(data: bytes) -> tuple[bytes, bytes | None]:
+    """A PNG's iCCP chunk taken out (the PNG without it, the profile). Pillow inflates a
+    profile or a compressed text chunk only up to a process-wide limit (1 MiB) and refuses
+    the whole image past it; nnc keeps profiles up to the format's 16 MiB, drops larger
+    ones, and drops text chunks past Pillow's limit: the pixels are kept, and Pillow's
+    limits are left as they are. Other files come back unchanged (profile None)."""
+    if not data.startswith(PNG_SIGNATURE):
+        return data, None
     from PIL import PngImagePlugin
-    saved = Image.MAX_IMAGE_PIXELS, PngImagePlugin.MAX_TEXT_CHUNK
-    Image.MAX_IMAGE_PIXELS = None
-    PngImagePlugin.MAX_TEXT_CHUNK = max(saved[1], 16 << 20)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            yield
-    finally:
-        Image.MAX_IMAGE_PIXELS, PngImagePlugin.MAX_TEXT_CHUNK = saved
+    text_limit = PngImagePlugin.MAX_TEXT_CHUNK
+    pos, profile, keep = len(PNG_SIGNATURE), None, []
+    start = pos
+    while pos + 12 <= len(data):
+        (length,) = struct.unpack_from(">I", data, pos)
+        kind = data[pos + 4:pos + 8]
+        end = pos + 12 + length
+        if kind in (b"IDAT", b"IEND") or end > len(data):
+            break
+        body = data[pos + 8:pos + 8 + length]
+        if kind == b"iCCP":
+            profile = _inflated(body, MAX_ICC_BYTES, 2) or profile
+        elif kind not in (b"zTXt", b"iTXt") or _inflated(
+                body, text_limit, 2 if kind == b"zTXt" else 3) is not False:
+            keep.append(data[pos:end])
+        pos = end
+    if pos == start or (profile is None and sum(map(len, keep)) == pos - start):
+        return data, None
+    return data[:start] + b"".join(keep) + data[pos:], profile
+
+
+def _inflated(body: bytes, limit: int, after: int):
+    """A PNG chunk's zlib stream (after its keyword's NUL and ``after`` - 1 more bytes)
+    inflated up to ``limit`` bytes: the bytes, None for an uncompressed iTXt or a stream
+    that does not inflate, False when it inflates past ``limit``."""
+    name_end = body.find(b"\0")
+    if not 0 <= name_end < 80:
+        return None
+    if after == 3:                                   # iTXt: compression flag, method, ...
+        if body[name_end + 1:name_end + 2] != b"\1":
+            return None
+        rest = body[name_end + 3:]
+        for _ in range(2):                           # language tag, translated keyword
+            cut = rest.find(b"\0")
+            if cut < 0:
+                return None
+            rest = rest[cut + 1:]
+    else:
+        rest = body[name_end + after:]
+    d = zlib.decompressobj()
+    try:    # never inflate past the limit (zlib bombs)
+        raw = d.decompress(rest, limit + 1)
+    except zlib.error:
+        return None
+    return False if len(raw) > limit or d.unconsumed_tail else raw
 
 
 def _to_pil(img: RasterImage) -> Image.Image:
@@ -110,24 +195,42 @@ def _to_pil(img: RasterImage) -> Image.Image:
         "RGBA", [*base.split(), Image.fromarray(img.alpha)])
 
 
-def write_png(img: RasterImage) -> bytes:
+def write_png(img: RasterImage, warn=None) -> bytes:
     buf = io.BytesIO()
-    _to_pil(img).save(buf, format="PNG", **_profile(img))
+    _to_pil(img).save(buf, format="PNG", **_profile(img, "PNG", warn))
     return buf.getvalue()
 
 
-def _profile(img: RasterImage) -> dict:
-    return {"icc_profile": img.icc} if img.icc else {}
+# the largest profile each format's readers take back: JPEG splits it over at most 255 APP2
+# segments of 65,519 bytes; PNG readers inflate iCCP only so far (Pillow: 1 MiB, its
+# MAX_TEXT_CHUNK default), and a PNG that stock Pillow cannot reopen is no use
+MAX_PROFILE_BYTES = {"JPEG": 255 * 65_519, "PNG": 1 << 20}
 
 
-def encode_for(img: RasterImage, name: str) -> bytes:
+def _profile(img: RasterImage, fmt: str, warn=None) -> dict:
+    """The save() keyword that writes the colour profile into a ``fmt`` file: none when
+    the format cannot carry it (``warn(message)`` is told, and the image is written
+    without it)."""
+    if not img.icc or fmt not in ICC_FORMATS:
+        return {}
+    limit = MAX_PROFILE_BYTES.get(fmt)
+    if limit is not None and len(img.icc) > limit:
+        if warn is not None:
+            warn(f"the colour profile ({len(img.icc)} bytes) is larger than {fmt} files "
+                 f"carry ({limit} bytes); the image is written without it")
+        return {}
+    return {"icc_profile": img.icc}
+
+
+def encode_for(img: RasterImage, name: str, warn=None) -> bytes:
     """The decoded image in the format the output name's extension asks for (PNG for '-',
     .png and names without an extension; JPEG and WebP at quality 95). ValueError with a
     message for an extension Pillow does not know or a format that cannot hold the image
-    (alpha in a JPEG)."""
+    (alpha in a JPEG). A colour profile the format cannot carry is left out, and
+    ``warn(message)`` says so."""
     ext = Path(name).suffix.lower()
     if name == "-" or ext in ("", ".png"):     # no extension (a device, a pipe): PNG
-        return write_png(img)
+        return write_png(img, warn)
     fmt = Image.registered_extensions().get(ext)
     if fmt is None:
         raise ValueError(f"{name}: unknown image extension {ext or '(none)'}; use .png, .jpg, "
@@ -138,7 +241,7 @@ def encode_for(img: RasterImage, name: str) -> bytes:
     buf = io.BytesIO()
     try:
         im.save(buf, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}),
-                **(_profile(img) if fmt in ICC_FORMATS else {}))
+                **_profile(img, fmt, warn))
     except Exception as e:
         raise ValueError(f"{name}: cannot write {fmt}: {e}") from None
     return buf.getvalue()

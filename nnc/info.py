@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from . import container
+from .errors import one_line
 
 SECTION_NAMES = {
     "signature": "magic + version",
@@ -37,10 +38,10 @@ def describe(data: bytes, name: str = "-") -> dict:
 
 def format_text(r: dict) -> str:
     h = r["header"]
-    lines = [f"{r['file']}: nnc v{r['version']}, {h['width']}x{h['height']}, "
+    lines = [f"{one_line(r['file'])}: nnc v{r['version']}, {h['width']}x{h['height']}, "
              f"{'gray' if h['channels'] == 1 else 'RGB'}{' + alpha' if h['alpha'] else ''}, "
              f"{r['bytes']} bytes, {r['bpp']:.4f} bpp",
-             f"  model {h['model_name']} (sha256 {h['weights_sha256'][:16]}...), "
+             f"  model {one_line(h['model_name'])} (sha256 {h['weights_sha256'][:16]}...), "
              f"quality {h['quality']:.4f}, seed {h['seed']}",
              f"  level 1: {h['l1_block_w']}x{h['l1_block_h']} blocks, "
              f"{h['l1_shard_bits']}-bit shards (max {h['l1_max_shards']}); "

@@ -22,6 +22,12 @@ FORMAT = "NNC"
 SAVE_OPTIONS = ("quality", "bpp", "seed", "model", "refine", "device")
 
 
+class DecodeError(OSError):
+    """nnc could not decode an .nnc file (its ``__cause__`` is nnc's own error: a
+    nnc.errors.FormatError for a bad file, ModelError for weights that are not here). An
+    OSError, as the errors of Pillow's own plugins are."""
+
+
 def _accept(prefix: bytes) -> bool:
     from .container import MAGIC
     return prefix[:len(MAGIC)] == MAGIC
@@ -32,34 +38,49 @@ class NNCImageFile(ImageFile.ImageFile):
     format_description = "nnc neural image codec"
 
     def _open(self) -> None:
-        from .container import MAX_FILE_BYTES, read
-        data = self.fp.read(MAX_FILE_BYTES + 1)
-        if len(data) > MAX_FILE_BYTES:
-            raise SyntaxError("an .nnc file over 256 MiB")
-        try:
-            header = read(data).header
+        from .container import read_header
+        try:          # the header only: identifying a file never reads all of it
+            header = read_header(self.fp.read)
         except NNCError as e:   # Pillow reports SyntaxError as "cannot identify"
             raise SyntaxError(str(e)) from None
         self._size = (header.width, header.height)
         self._mode = ("L" if header.channels == 1 else "RGB") + ("A" if header.alpha else "")
         self.info["nnc_model"] = header.model_name
         self.info["nnc_quality"] = header.quality
-        self._nnc_data = data
+        self._nnc_pending = True
         self.tile = []
 
     def load(self):
-        if self._im is None and getattr(self, "_nnc_data", None) is not None:
+        if self._im is None and getattr(self, "_nnc_pending", False):
             from .codes import read_codes
+            from .container import MAX_DIMENSION, MAX_FILE_BYTES
             from .decoder import decompress
-            from .image_io import DEFAULT_MAX_PIXELS, _to_pil
-            img = decompress(read_codes(self._nnc_data, DEFAULT_MAX_PIXELS))
+            from .image_io import _to_pil
+            try:
+                self.fp.seek(0)
+                data = self.fp.read(MAX_FILE_BYTES + 1)
+                if len(data) > MAX_FILE_BYTES:
+                    raise DecodeError(f"an .nnc file over {MAX_FILE_BYTES >> 20} MiB")
+                # the size was checked by Image.open (Pillow's bomb limit): no limit of nnc's
+                img = decompress(read_codes(data, MAX_DIMENSION ** 2))
+            except NNCError as e:
+                raise DecodeError(f"cannot decode the .nnc file: {e}") from e
+            finally:
+                self._nnc_pending = False
+                self._done_with_file()
             pil = _to_pil(img)
             if img.icc:
                 self.info["icc_profile"] = img.icc
             self.im = pil.im
             self._mode = pil.mode
-            self._nnc_data = None
         return Image.Image.load(self)
+
+    def _done_with_file(self) -> None:
+        """Close the file Image.open opened, as Pillow's own plugins do after load()."""
+        if self.fp is not None and getattr(self, "_exclusive_fp", False) and \
+                self._close_exclusive_fp_after_loading:
+            self.fp.close()
+        self.fp = None
 
 
 def _save(im: Image.Image, fp, filename) -> None:

@@ -556,7 +556,8 @@ def plan_export(cfg, images: list, time_limit_s: float | None) -> tuple[list, fl
 
 
 def export_run(ckpt: Path, name: str, images: list, info: dict, make_default: bool,
-               say: Callable[[str], None], bar: bool, deadline: float | None = None) -> dict:
+               say: Callable[[str], None], bar: bool, deadline: float | None = None,
+               replace: bool = False) -> dict:
     """Install ``ckpt`` as model ``name`` (nnc.model.weights.install), saying what it does:
     a tqdm bar over the table images, or a line every 10 s."""
     from .model.weights import install
@@ -578,7 +579,7 @@ def export_run(ckpt: Path, name: str, images: list, info: dict, make_default: bo
 
     try:
         entry = install(ckpt, name, images, info, make_default=make_default,
-                        progress=progress, deadline=deadline)
+                        progress=progress, deadline=deadline, replace=replace)
     finally:
         if pbar is not None:
             pbar.close()

@@ -92,14 +92,14 @@ def export(net, directory: Path, name: str) -> dict:
 
 
 def main(names: list[str]) -> None:
-    import json
-    from .weights import load_model, manifest, weights_dir
-    m = manifest()
-    for name in names:
-        entry = m["models"][name]
-        entry["onnx"] = export(load_model(name, "cpu").net, weights_dir(), name)
-        print(name, entry["onnx"])
-    (weights_dir() / "manifest.json").write_text(json.dumps(m, indent=2) + "\n")
+    from .weights import load_model, manifest, manifest_lock, weights_dir, write_manifest
+    with manifest_lock(weights_dir()):
+        m = manifest()
+        for name in names:
+            entry = m["models"][name]
+            entry["onnx"] = export(load_model(name, "cpu").net, weights_dir(), name)
+            print(name, entry["onnx"])
+        write_manifest(m, weights_dir())
 
 
 if __name__ == "__main__":

@@ -6,10 +6,14 @@ PLN config, and how it was trained. Files are fp16 state dicts read with
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
+import os
 import re
+import shutil
+import tempfile
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -19,7 +23,7 @@ import numpy as np
 import torch
 
 from ..codes import _how_to_restore, manifest, missing_model, weights_dir  # noqa: F401
-from ..errors import ModelError
+from ..errors import ModelError, OutputError
 from .pln import DEFAULT_ARCH, PLN, build
 
 
@@ -83,23 +87,68 @@ def export(checkpoint: Path, out_file: Path, shard_table: np.ndarray) -> tuple[d
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
-def check_new_model_name(name: str, directory: Path | None = None) -> None:
+def check_new_model_name(name: str, directory: Path | None = None,
+                         replace: bool = False) -> None:
     """A name ``install`` may use: a plain file-name-safe word (no path) that no installed
-    model has. Installed weights never change in place: files made with them must keep
-    decoding."""
+    model has (unless ``replace``). Installed weights never change in place: files made
+    with them must keep decoding. ModelError when the manifest is missing or damaged."""
     if not MODEL_NAME.fullmatch(name) or ".." in name:
         raise ModelError(f"{name!r} is not a model name: use letters, digits, '.', '_' and "
                          "'-' (at most 64, no path)")
-    path = (directory or weights_dir()) / "manifest.json"
-    installed = json.loads(path.read_text())["models"] if path.exists() else {}
-    if name in installed or ((directory or weights_dir()) / f"{name}.pt").exists():
+    directory = directory or weights_dir()
+    installed = manifest(directory)["models"]
+    if not replace and (name in installed or (directory / f"{name}.pt").exists()):
         raise ModelError(f"a model named {name!r} is already installed, and files made with "
-                         "it must keep decoding: choose another name")
+                         "it would no longer decode: choose another name (or, knowing that, "
+                         "--replace it)")
+
+
+@contextlib.contextmanager
+def manifest_lock(directory: Path):
+    """Exclusive use of the weights folder's manifest (an flock on ``.manifest.lock``, on
+    systems that have flock): two installs read, change and write it one after the other."""
+    try:
+        import fcntl
+    except ImportError:            # no flock (Windows): the rename alone keeps it whole
+        yield
+        return
+    try:
+        fd = os.open(directory / ".manifest.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise OutputError(f"{directory}: cannot lock the weights manifest "
+                          f"({e.strerror or e})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)               # releases the lock
+
+
+def write_manifest(m: dict, directory: Path) -> None:
+    """Replace ``directory``/manifest.json with ``m`` atomically (call under
+    :func:`manifest_lock`): written to a temporary file beside it and renamed over it, so a
+    full disk or a file-size limit leaves the old manifest as it was."""
+    path = directory / "manifest.json"
+    tmp = directory / f".manifest-{os.getpid()}-{os.urandom(4).hex()}.tmp"
+    try:
+        with open(tmp, "x") as f:
+            f.write(json.dumps(m, indent=2) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write the weights manifest ({e.strerror or e}); "
+                          "it is unchanged") from None
+    finally:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
 
 
 def install(checkpoint: Path, name: str, table_images: list, info: dict | None = None,
             directory: Path | None = None, make_default: bool = False,
-            progress=None, deadline: float | None = None) -> dict:
+            progress=None, deadline: float | None = None, replace: bool = False) -> dict:
     """Export a checkpoint into the weights folder and record it in the manifest (the
     default model only with ``make_default``, or when there is none).
 
@@ -107,11 +156,16 @@ def install(checkpoint: Path, name: str, table_images: list, info: dict | None =
     shard-count table that ships with the weights; each costs about 5 encodes of its pixels
     (~0.3 s for 256x256 with the default model on 2 CPU cores), so callers pass crops.
     ``progress(done, total)`` is called after each; past ``deadline`` (time.monotonic())
-    no further image is started (the table counts those done, one at least)."""
+    no further image is started (the table counts those done, one at least).
+
+    The files are made in a folder of their own and moved in, and the manifest rewritten
+    (atomically), under the manifest's lock, after the name is checked again there: of two
+    installs of one name, the second is refused (ModelError) and the first's files stay.
+    ``replace`` replaces an installed model of that name instead. A missing manifest is
+    an error, never started afresh (the shipped models would drop out of it)."""
     from ..coding.greedy import shard_table_from_images
-    check_new_model_name(name, directory)
     directory = directory or weights_dir()
-    out_file = directory / f"{name}.pt"
+    check_new_model_name(name, directory, replace)
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     model = build(state.get("arch", DEFAULT_ARCH), state["config"])
     model.load_state_dict(state["model"])
@@ -127,24 +181,23 @@ def install(checkpoint: Path, name: str, table_images: list, info: dict | None =
         t_image = max(t_image, time.monotonic() - t)
         if progress is not None:
             progress(used, len(table_images))
-    written = [out_file, directory / f"{name}.shard-table.npy",
-               *(directory / f"{name}.{part}.onnx" for part in ("prior1", "synthesis"))]
-    try:     # all or nothing: a failed install must not leave files that block its name
+    staging = Path(tempfile.mkdtemp(prefix=f".install-{name}-", dir=directory))
+    moved: list[Path] = []
+    try:     # all or nothing: a failed install leaves no file of its own behind
+        out_file = staging / f"{name}.pt"
         config, digest = export(checkpoint, out_file, table)
         # the decoder's networks as ONNX graphs (the torch-free decoder), from the weights as
         # the file stores them (float16)
         from .onnx_export import export as export_onnx
         model.load_state_dict({k: (v.half().float() if v.is_floating_point() else v)
                                for k, v in state["model"].items()})
-        onnx_files = export_onnx(model.eval(), directory, name)
+        onnx_files = export_onnx(model.eval(), staging, name)
         # the table also as a numpy file: the decoder's integers are read without torch
         # (nnc/codes.py), and the file's sha256 is in the manifest
         buf = io.BytesIO()
         np.save(buf, np.asarray(table, dtype=np.int64), allow_pickle=False)
-        table_file = directory / f"{name}.shard-table.npy"
+        table_file = staging / f"{name}.shard-table.npy"
         table_file.write_bytes(buf.getvalue())
-        path = directory / "manifest.json"
-        m = json.loads(path.read_text()) if path.exists() else {"models": {}}
         entry = {"file": out_file.name, "sha256": digest,
                  "arch": state.get("arch", DEFAULT_ARCH), "config": config,
                  "architecture": "two-level PLN (thesis §3.2.2): GDN analysis/IGDN synthesis, "
@@ -156,17 +209,26 @@ def install(checkpoint: Path, name: str, table_images: list, info: dict | None =
                  "shard_table_sha256": hashlib.sha256(buf.getvalue()).hexdigest(),
                  "shard_table_from": f"{used} training images x 5 rates", "onnx": onnx_files,
                  **(info or {})}
-        m["models"][name] = entry
-        if make_default or "default" not in m:
-            m["default"] = name
-        path.write_text(json.dumps(m, indent=2) + "\n")
+        with manifest_lock(directory):
+            check_new_model_name(name, directory, replace)   # again: another install may
+            m = manifest(directory)                          # have taken it meanwhile
+            for f in sorted(staging.iterdir()):
+                os.replace(f, directory / f.name)
+                moved.append(directory / f.name)
+            m["models"][name] = entry
+            if make_default or "default" not in m:
+                m["default"] = name
+            write_manifest(m, directory)
     except BaseException:
-        for f in written:
-            try:
-                f.unlink()
-            except OSError:
-                pass
+        if not replace:          # the name was free: what was moved in is this install's
+            for f in moved:
+                try:
+                    f.unlink()
+                except OSError:
+                    pass
         raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     load_model.cache_clear()
     from ..codes import model_entry
     model_entry.cache_clear()
