@@ -30,9 +30,10 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=None, help="only the first N Kodak images")
     ap.add_argument("--out", type=Path, default=RESULTS / "bpp-target.json")
+    ap.add_argument("--model", default=None, help="an installed model (default: the default)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    loaded = load_model(None, "cpu")
+    loaded = load_model(args.model, "cpu")
     # as `nnc compress --bpp` runs on the CPU: with the CLI's default refinement steps
     settings = codec.default_settings("cpu")
     rows = []
@@ -41,7 +42,8 @@ def main():
         pixels = img.rgb.shape[0] * img.rgb.shape[1]
         for t in args.targets:
             t0 = time.perf_counter()
-            data, q = compress_to_bpp(img, t, device="cpu", settings=settings)
+            data, q = compress_to_bpp(img, t, device="cpu", settings=settings,
+                                      model_name=loaded.name)
             rows.append({"image": f.name, "target": t, "bpp": 8 * len(data) / pixels,
                          "quality": q, "seconds": time.perf_counter() - t0})
             r = rows[-1]

@@ -75,7 +75,7 @@ def run_classical(name: str, images) -> dict:
             "settings": spec.settings, "per_image": per_image}
 
 
-def run_nnc(images, qualities, refine: int | None = None) -> dict:
+def run_nnc(images, qualities, refine: int | None = None, model: str | None = None) -> dict:
     """nnc as ``nnc compress`` runs on the CPU by default (``refine`` None: the CLI's CPU
     refinement, codec.default_settings("cpu")), or with ``refine`` steps of
     per-image refinement (``nnc compress --refine``; recorded under "nnc_refine", without the
@@ -85,7 +85,7 @@ def run_nnc(images, qualities, refine: int | None = None) -> dict:
     from nnc.info import describe
     from nnc.model.weights import load_model
 
-    loaded = load_model(None, "cpu")
+    loaded = load_model(model, "cpu")
     settings = codec.default_settings("cpu") if refine is None else codec.refined(refine)
 
     per_image = {}
@@ -96,7 +96,8 @@ def run_nnc(images, qualities, refine: int | None = None) -> dict:
         for q in qualities:
             st = codec.CompressStats()
             t0 = time.perf_counter()
-            data = codec.compress(img, quality=q, stats=st, device="cpu", settings=settings)
+            data = codec.compress(img, quality=q, stats=st, device="cpu", settings=settings,
+                                  model_name=loaded.name)
             t1 = time.perf_counter()
             dec = codec.decompress(data, device="cpu")
             t2 = time.perf_counter()
@@ -355,6 +356,9 @@ def main():
                          "without it, nnc's CPU default")
     ap.add_argument("--out", type=Path, default=RESULTS / "rd.json")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--model", default=None,
+                    help="with --codecs nnc: measure this installed model (default: the default "
+                         "model); use with --out")
     ap.add_argument("--plots-only", action="store_true")
     ap.add_argument("--merge", type=Path, nargs="+", default=[],
                     help="take these codecs' results from other rd.py outputs (same images)")
@@ -376,7 +380,7 @@ def main():
             print(f"rd.py: {name}", flush=True)
             t = time.perf_counter()
             if name == "nnc":
-                e = run_nnc(images, args.nnc_qualities, args.refine)
+                e = run_nnc(images, args.nnc_qualities, args.refine, args.model)
                 name = "nnc_refine" if args.refine is not None else name
             else:
                 e = run_classical(name, images)
