@@ -70,9 +70,10 @@ def prng_vectors() -> dict:
                   for k, g in zip(ks, gs)]}
 
 
-def codes_vectors(data: bytes) -> dict:
+def codes_vectors(data: bytes, max_pixels: int = 10 ** 8) -> dict:
+    """Every integer of a file, from nnc's reader (FormatError/ModelError: refused)."""
     from nnc.codes import read_codes
-    c = read_codes(data, 10 ** 8)
+    c = read_codes(data, max_pixels)
     hd = c.header
     l1 = c.level1
     return {

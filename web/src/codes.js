@@ -143,63 +143,58 @@ function adler32(bytes) {
   return ((b << 16) | a) >>> 0;
 }
 
-/** Inflate a zlib stream, at most ``limit`` bytes: {data, ok (the stream ended cleanly)}. */
+/** Inflate a zlib stream, at most ``limit`` bytes (a little more may come back):
+ * {data, ok: the stream ended cleanly, cut: the data was valid but ended early}. */
 async function inflate(bytes, limit) {
-  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
-  const reader = stream.getReader();
+  const ds = new DecompressionStream("deflate");
+  const writer = ds.writable.getWriter();
+  const reader = ds.readable.getReader();
   const parts = [];
-  let size = 0, ok = true;
-  try {
+  let size = 0;
+  const reading = (async () => {
     for (;;) {
       const { done, value } = await reader.read();
-      if (done) break;
+      if (done) return;
       parts.push(value);
       size += value.length;
-      if (size > limit) { reader.cancel().catch(() => {}); break; }
+      if (size > limit) { await reader.cancel(); return; }
     }
-  } catch {
-    ok = false;
-  }
+  })().catch(() => {});
+  let failed = null;
+  try {
+    failed = "write"; // invalid data, a wrong checksum or bytes after the stream fail here
+    await writer.write(bytes);
+    failed = "close"; // a stream cut short fails here
+    await writer.close();
+    failed = null;
+  } catch { /* failed says where */ }
+  await reading;
   const out = new Uint8Array(size);
   let at = 0;
   for (const p of parts) { out.set(p, at); at += p.length; }
-  return { data: out, ok };
+  return { data: out, ok: failed === null, cut: failed === "close" };
 }
 
 /** §6 ALPH: exactly width x height bytes. Like zlib's decompressobj in nnc, a stream cut
- * after its data (the Adler-32 missing, or part of it) or followed by other bytes is
- * accepted; a present Adler-32 that is wrong is refused. */
+ * after its data (its Adler-32 missing or partial) or followed by other bytes is
+ * accepted; a wrong Adler-32 that is present is refused. */
 async function readAlpha(section, h) {
   const n = h.width * h.height;
-  const cmf = section[0], flg = section[1];
-  if (section.length < 2 || (cmf & 0x0f) !== 8 || (cmf >> 4) > 7 || ((cmf << 8) | flg) % 31 || flg & 0x20) {
-    throw new NncError("format", "the alpha plane does not decompress");
-  }
-  const { data, ok } = await inflate(section, n);
-  if (data.length !== n) {
-    throw new NncError("format", ok || data.length > n ? "the alpha plane has the wrong size"
+  const r = await inflate(section, n);
+  if (r.data.length !== n) {
+    throw new NncError("format", r.ok || r.cut || r.data.length > n ? "the alpha plane has the wrong size"
       : "the alpha plane does not decompress");
   }
-  if (!ok) { // complete data, then an error: a missing, partial or wrong Adler-32, or trailing bytes
-    const a = adler32(data);
+  if (!r.ok && !r.cut) { // bytes after a whole stream (its checksum right), or damage
+    const a = adler32(r.data);
     const tail = [a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255];
-    let accepted = false;
-    for (let j = 0; j <= 3 && !accepted; j++) { // j bytes of the checksum present at the end
-      const end = section.subarray(section.length - j);
-      if (j && !end.every((b, i) => b === tail[i])) continue;
-      const fixed = new Uint8Array(section.length + 4 - j);
-      fixed.set(section);
-      fixed.set(tail.slice(j), section.length);
-      accepted = (await inflate(fixed, n)).ok;
+    let whole = false;
+    for (let i = 2; i + 4 < section.length && !whole; i++) {
+      if (tail.every((b, k) => section[i + k] === b)) whole = (await inflate(section.subarray(0, i + 4), n)).ok;
     }
-    if (!accepted) { // the right checksum somewhere, then other bytes (zlib ignores them)
-      for (let i = 2; i + 4 <= section.length && !accepted; i++) {
-        if (tail.every((b, k) => section[i + k] === b)) accepted = (await inflate(section.subarray(0, i + 4), n)).ok;
-      }
-    }
-    if (!accepted) throw new NncError("format", "the alpha plane does not decompress");
+    if (!whole) throw new NncError("format", "the alpha plane does not decompress");
   }
-  return data;
+  return r.data;
 }
 
 /** §6b iCCP: one whole, non-empty zlib stream of at most 16 MiB (checked, returned). */

@@ -4,7 +4,9 @@
 import { NncError } from "./errors.js";
 
 export async function sha256Hex(bytes) {
-  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  // Node 18 has WebCrypto only as node:crypto's webcrypto
+  const subtle = globalThis.crypto?.subtle ?? (await import("node:crypto")).webcrypto.subtle;
+  const d = new Uint8Array(await subtle.digest("SHA-256", bytes));
   return [...d].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
