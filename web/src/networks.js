@@ -29,10 +29,14 @@ const sessions = new Map();
 export function modelSessions(ort, store, name, providers) {
   const key = `${name}|${providers.join(",")}`;
   if (!sessions.has(key)) {
-    const p = Promise.all(["prior1", "synthesis"].map(async (part) => {
-      const bytes = await store.graph(name, part);
-      return ort.InferenceSession.create(bytes, { executionProviders: providers, graphOptimizationLevel: "all" });
-    }));
+    const p = (async () => { // one at a time: ORT's WebGPU backend creates no two at once
+      const out = [];
+      for (const part of ["prior1", "synthesis"]) {
+        const bytes = await store.graph(name, part);
+        out.push(await ort.InferenceSession.create(bytes, { executionProviders: providers, graphOptimizationLevel: "all" }));
+      }
+      return out;
+    })();
     p.catch(() => sessions.delete(key));
     sessions.set(key, p);
   }

@@ -1,6 +1,6 @@
 // Decode .nnc files through the viewer page (web/index.html) in headless Chromium:
 //
-//   node test/browser.js --out DIR [--repeat N] [--cold N] [--screenshot PNG] FILE.nnc ...
+//   node test/browser.js --out DIR [--repeat N] [--cold N] [--screenshot PNG] [--webgpu] FILE.nnc ...
 //
 // writes DIR/<name>.rgba (the decoded RGBA bytes) and DIR/results.json (size, decode
 // times in ms: ``warm`` runs on the loaded page, ``cold`` runs each on a fresh page load
@@ -25,9 +25,13 @@ const out = opt("--out");
 const repeat = Number(opt("--repeat", "1"));
 const cold = Number(opt("--cold", "0"));
 const screenshot = opt("--screenshot");
+// --webgpu: the WebGPU build on Chromium's software Vulkan (SwiftShader), the only
+// WebGPU adapter a machine without a GPU has
+const webgpu = args.includes("--webgpu");
+if (webgpu) args.splice(args.indexOf("--webgpu"), 1);
 const files = args;
 if (!out || !files.length) {
-  console.error("usage: node test/browser.js --out DIR [--repeat N] [--cold N] [--screenshot PNG] FILE.nnc ...");
+  console.error("usage: node test/browser.js --out DIR [--repeat N] [--cold N] [--screenshot PNG] [--webgpu] FILE.nnc ...");
   process.exit(2);
 }
 
@@ -38,8 +42,10 @@ const browser = await puppeteer.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   headless: true,
   userDataDir: profile,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run"],
+  args: ["--headless", "--no-sandbox", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+    ...(webgpu ? ["--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-angle=swiftshader"]
+      : ["--disable-gpu"])],
 });
 
 async function openViewer() {
@@ -49,15 +55,14 @@ async function openViewer() {
   const sizes = {};
   page.on("requestfinished", async (req) => {
     try {
-      const buf = await req.response().buffer();
-      downloaded += buf.length;
-      const name = new URL(req.url()).pathname;
-      sizes[name] = buf.length;
+      const n = Number(req.response().headers()["content-length"]);
+      downloaded += n;
+      sizes[new URL(req.url()).pathname] = n;
     } catch { /* redirects, aborted */ }
   });
   page.on("pageerror", (e) => console.error("page error:", e.message));
   await page.setViewport({ width: 900, height: 760 });
-  await page.goto(base + "index.html", { waitUntil: "load" });
+  await page.goto(base + (webgpu ? "index.html?webgpu" : "index.html"), { waitUntil: "load" });
   await page.waitForFunction(() => document.documentElement.dataset.ready === "1");
   return { page, stats: () => ({ downloaded, sizes: { ...sizes } }) };
 }

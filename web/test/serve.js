@@ -19,7 +19,7 @@ export function serve(port = 0) {
       const data = await readFile(file);
       res.writeHead(200, { "Content-Type": TYPES[extname(file)] || "application/octet-stream",
         "Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp",
-        "Cache-Control": "no-store" });
+        "Cache-Control": "no-store", "Content-Length": data.length });
       res.end(data);
     } catch {
       res.writeHead(404).end();
