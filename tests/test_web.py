@@ -176,7 +176,13 @@ def _within(got: np.ndarray, ref: np.ndarray, source: np.ndarray | None = None) 
 
 @needs_chromium
 def test_chromium_decodes_every_golden_file(tmp_path):
-    results = _browser_decode(tmp_path, [GOLDEN / e["nnc"] for e in _golden()])
+    cut = tmp_path / "cut.nnc"           # a refusal, through the page
+    cut.write_bytes((GOLDEN / _golden()[-1]["nnc"]).read_bytes()[:60])
+    results = _browser_decode(tmp_path, [GOLDEN / e["nnc"] for e in _golden()] + [cut])
+    assert "truncated" in results["cut.nnc"]["error"]
+    element = results["_element"]        # <nnc-img>: drawn as decode() decodes; alt on error
+    assert element["drawn"] and element["same"] and element["refused"] and element["alt_shown"]
+    assert "signature" in element["message"]
     for e in _golden():
         got = _rgba(tmp_path, e["nnc"], results[e["nnc"]])
         ref = Image.open(GOLDEN / e["decoded"])

@@ -109,6 +109,35 @@ try {
     }
     if (cold) results[name].cold = colds;
   }
+  // <nnc-img>: a golden file drawn by the element (the same pixels as decode()), and a
+  // file it cannot decode (an "error" event, the alt text shown)
+  results._element = await viewer.page.evaluate(async (name) => {
+    const show = (src) => new Promise((resolve) => {
+      const el = document.createElement("nnc-img");
+      el.alt = "a test image";
+      el.addEventListener("load", () => resolve({ el, ok: true }));
+      el.addEventListener("error", (e) => resolve({ el, ok: false, message: e.detail }));
+      el.src = src;
+      document.body.append(el);
+    });
+    const good = await show(`/golden/${name}`);
+    let same = false;
+    if (good.ok) {
+      const canvas = good.el.shadowRoot.querySelector("canvas");
+      const drawn = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+      const { decode } = await import("./nnc.js");
+      const bytes = await (await fetch(`/golden/${name}`)).arrayBuffer();
+      const direct = (await decode(bytes)).data;
+      same = drawn.length === direct.length && drawn.every((v, i) => v === direct[i]);
+    }
+    const bad = await show("/golden/golden.json");
+    const fallback = bad.el.shadowRoot.querySelector("span");
+    const out = { drawn: good.ok, same, refused: !bad.ok, message: bad.message,
+      alt_shown: !fallback.hidden && fallback.textContent === "a test image" };
+    good.el.remove();
+    bad.el.remove();
+    return out;
+  }, "2026-11-30-kodim23-crop-q50.nnc");
   if (screenshot) await viewer.page.screenshot({ path: screenshot });
   results._page = viewer.stats();
 } finally {
@@ -118,5 +147,5 @@ try {
 }
 await writeFile(join(out, "results.json"), JSON.stringify(results, null, 1));
 for (const [k, v] of Object.entries(results)) {
-  if (k !== "_page") console.log(k, v.error ? `ERROR ${v.error}` : `${v.width}x${v.height} warm ms ${v.warm_ms.map(Math.round)}`);
+  if (!k.startsWith("_")) console.log(k, v.error ? `ERROR ${v.error}` : `${v.width}x${v.height} warm ms ${v.warm_ms.map(Math.round)}`);
 }
