@@ -53,9 +53,9 @@ class NNCImageFile(ImageFile.ImageFile):
             from .decoder import decompress
             from .image_io import DEFAULT_MAX_PIXELS, _to_pil
             img = decompress(read_codes(self._nnc_data, DEFAULT_MAX_PIXELS))
+            from . import with_metadata
             pil = _to_pil(img)
-            if img.icc:
-                self.info["icc_profile"] = img.icc
+            self.info.update(with_metadata(pil, img).info)
             self.im = pil.im
             self._mode = pil.mode
             self._nnc_data = None
