@@ -21,7 +21,7 @@ def test_compress_decompress_info(runner, png, tmp_path):
     assert runner.invoke(main, ["decompress", str(out), str(rec)]).exit_code == 0
     assert Image.open(rec).size == (56, 40)
     r = runner.invoke(main, ["info", "--json", str(out)])
-    rep = json.loads(r.stdout)
+    [rep] = json.loads(r.stdout)           # a list, for one file too
     assert sum(s["bytes"] for s in rep["sections"]) == out.stat().st_size == rep["bytes"]
     assert rep["header"]["width"] == 56
     r = runner.invoke(main, ["info", str(out)])

@@ -1,0 +1,36 @@
+"""Which existing outputs a rerun keeps: one that is whole (it decodes) is kept and counted
+as skipped (``--skip-existing``); any other is written again. One rule for every batch."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import NNCError
+
+
+def output_decodes(path: str | Path, max_pixels: int = 1 << 62) -> bool:
+    """Whether the file at ``path`` is a whole output: an .nnc file whose every integer reads
+    and checks (nnc/codes.py; the networks are not run), or an image Pillow decodes
+    completely. nnc writes its outputs whole (a temporary file moved into place), so a file
+    that fails here came from elsewhere, or from a disk that lost it."""
+    from .container import MAGIC, MAX_FILE_BYTES
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(MAGIC))
+            if head == MAGIC:
+                from .codes import read_codes
+                data = head + f.read(MAX_FILE_BYTES)
+                if len(data) > MAX_FILE_BYTES:
+                    return False
+                read_codes(data, max_pixels)
+                return True
+        from PIL import Image
+        from .image_io import _pillow_limits
+        with _pillow_limits(), Image.open(path) as im:
+            if im.format == "NNC":           # no decoding an .nnc by another name here
+                return False
+            im.load()
+        return True
+    except (NNCError, OSError, SyntaxError, ValueError, MemoryError):
+        return False
+    except Exception:                        # Pillow raises many types for broken files
+        return False
