@@ -512,3 +512,20 @@ def test_decompress_help_and_output_quality(runner, small_nnc, tmp_path):
     r = runner.invoke(main, ["decompress", "--out-quality", "101", str(small_nnc),
                              str(tmp_path / "x.jpg")])
     assert r.exit_code == 2
+
+
+def test_skip_existing_leaves_pillows_global_limits_alone(tmp_path, monkeypatch):
+    """Whether an existing image output decodes is checked as read_image opens images:
+    without Pillow's bomb check and without changing its process-wide limits."""
+    from PIL import PngImagePlugin
+
+    from nnc.resume import output_decodes
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)   # a 20x20 image is a "bomb"
+    path = tmp_path / "out.png"
+    path.write_bytes(png_bytes(smooth_image(20, 20)))
+    text_limit = PngImagePlugin.MAX_TEXT_CHUNK
+    assert output_decodes(path)
+    assert Image.MAX_IMAGE_PIXELS == 100 and PngImagePlugin.MAX_TEXT_CHUNK == text_limit
+    assert not output_decodes(path, max_pixels=399)       # nnc's own size check
+    path.write_bytes(path.read_bytes()[:-30])             # cut off: not whole
+    assert not output_decodes(path)

@@ -155,3 +155,31 @@ def test_bad_metadata_sections_are_refused():
             nnc.decompress(damaged)
         with pytest.raises(ref.Refused):
             ref.decode(damaged, weights)
+
+
+def test_metadata_a_format_cannot_carry_is_left_out_with_a_warning():
+    """EXIF or XMP over one JPEG APP1 segment, and XMP over the 1 MiB a PNG's text chunk is
+    read back to by stock Pillow: the image is written without it, and a warning says so (as
+    for colour profiles, spec §6b); the outputs reopen. Within the limits, both are kept."""
+    from nnc.image_io import RasterImage, encode_for
+    exif = Image.Exif()
+    exif[0x010E] = "x" * 70_000                        # ImageDescription: over 64 KiB
+    big_exif = exif.tobytes()[6:]                      # without the "Exif\0\0" prefix
+    big = RasterImage(smooth_image(8, 8), False, None, exif=big_exif, xmp=b" " * 70_000)
+    said = []
+    back = Image.open(io.BytesIO(encode_for(big, "x.jpg", said.append)))
+    back.load()
+    assert not back.getexif() and _xmp(back) is None
+    assert len(said) == 2 and all("JPEG" in m and "without it" in m for m in said)
+    assert "EXIF" in said[0] and "XMP" in said[1]
+    said.clear()       # the same EXIF fits a PNG (an eXIf chunk) and a WebP
+    for ext in (".png", ".webp"):
+        back = Image.open(io.BytesIO(encode_for(big, "x" + ext, said.append)))
+        assert back.getexif()[0x010E] == "x" * 70_000 and said == [], ext
+    xmp = PHONE_XMP + b" " * ((1 << 20) - len(PHONE_XMP))
+    for packet, kept in ((xmp, True), (xmp + b" ", False)):
+        img = RasterImage(smooth_image(8, 8), False, None, xmp=packet)
+        said.clear()
+        back = Image.open(io.BytesIO(encode_for(img, "x.png", said.append)))
+        back.load()                                    # stock Pillow reopens it
+        assert (_xmp(back) == packet) if kept else (_xmp(back) is None and "PNG" in said[0])
