@@ -61,7 +61,8 @@ def _to_raster(image):
         if image.mode not in ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "I", "I;16"):
             image = image.convert("RGB")    # CMYK, Lab, YCbCr... (PNG holds none of them)
         buf = io.BytesIO()
-        image.save(buf, format="PNG")       # keeps the colour profile (image.info)
+        # keeps the colour profile (image.info), and the camera metadata given here
+        image.save(buf, format="PNG", **_metadata_of(image.info))
         return read_image(buf.getvalue())
     if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)) \
             or hasattr(image, "read"):
@@ -115,6 +116,27 @@ def _check_arguments(quality, bpp, seed, model, device, refine) -> None:
             raise TypeError(f"{name} must be a str or None, not {type(v).__name__}")
 
 
+def _metadata_of(info: dict) -> dict:
+    """Save options that carry a PIL image's EXIF and XMP (``info``) through a PNG."""
+    from .image_io import RasterImage, _metadata, _xmp_payload
+    exif = info.get("exif")
+    exif = exif[6:] if isinstance(exif, bytes) and exif.startswith(b"Exif\0\0") else exif
+    return _metadata(RasterImage(None, False, None, exif=exif if isinstance(exif, bytes)
+                                 else None, xmp=_xmp_payload(info)), "PNG")
+
+
+def with_metadata(pil, img):
+    """``pil`` with the decoded image's colour profile, EXIF and XMP in its ``info``, as
+    Pillow's own readers put them there."""
+    if img.icc:
+        pil.info["icc_profile"] = img.icc
+    if img.exif:
+        pil.info["exif"] = b"Exif\0\0" + img.exif
+    if img.xmp:
+        pil.info["xmp"] = img.xmp
+    return pil
+
+
 def compress(image, quality: float | None = None, bpp: float | None = None, seed: int = 0,
              model: str | None = None, device: str | None = None,
              refine: int | None = None) -> bytes:
@@ -145,7 +167,8 @@ def compress(image, quality: float | None = None, bpp: float | None = None, seed
 
 def decompress(data, device: str | None = None):
     """Decompress an .nnc file (its bytes, a path, or a binary file object) to a PIL image
-    (RGB, L, RGBA or LA; ``info["icc_profile"]`` holds the colour profile, if any). On the
+    (RGB, L, RGBA or LA; ``info["icc_profile"]`` holds the colour profile, ``info["exif"]``
+    and ``info["xmp"]`` the camera metadata, if the file has them). On the
     CPU the networks run on ONNX Runtime, without importing torch (nnc/decoder.py);
     ``device="cuda"`` decodes with torch."""
     from .codes import read_codes
@@ -154,10 +177,7 @@ def decompress(data, device: str | None = None):
     from .image_io import DEFAULT_MAX_PIXELS, _to_pil
     codes = read_codes(_read_source(data, "the .nnc file", MAX_FILE_BYTES), DEFAULT_MAX_PIXELS)
     img = decode(codes, device=device)
-    pil = _to_pil(img)
-    if img.icc:
-        pil.info["icc_profile"] = img.icc
-    return pil
+    return with_metadata(_to_pil(img), img)
 
 
 def _register_pillow_plugin() -> None:

@@ -226,18 +226,18 @@ def _same_file(a: str, b: str) -> bool:
         return os.path.abspath(a) == os.path.abspath(b)
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm",
-                  ".pgm", ".pnm")
-
-
 def _names_an_output(arg: str, suffix: str) -> bool:
     """Whether a second argument unambiguously names the output: '-', a device or FIFO, or
-    for compress a .nnc name, for decompress an image name. ``nnc compress -f *.png`` in a
-    folder of two photos must never take the second photo for the output."""
+    for compress a .nnc name, for decompress a name whose extension Pillow writes (its
+    plugins included: .avif where Pillow has AVIF). ``nnc compress -f *.png`` in a folder of
+    two photos must never take the second photo for the output."""
     if arg == "-" or _is_special(Path(arg)):     # /dev/null, a named pipe
         return True
     ext = Path(arg).suffix.lower()
-    return ext == ".nnc" if suffix == ".nnc" else ext in IMAGE_SUFFIXES
+    if suffix == ".nnc" or ext in ("", ".nnc"):
+        return ext == suffix
+    from .image_io import output_format
+    return output_format(arg) is not None
 
 
 def plan_outputs(inputs: tuple[str, ...], out_dir: str | None, suffix: str) -> list[tuple[str, str]]:
@@ -314,16 +314,22 @@ def default_jobs(device: str, check_gpu: bool = True) -> int:
         return max(1, os.cpu_count() or 1)
 
 
+SKIPPED = "skipped"      # what ``one`` returns for an output it kept (--skip-existing)
+
+
 def _batch(pairs: list[tuple[str, str]], one, opts: dict, desc: str,
            jobs: int | None = None) -> None:
-    """Run ``one(src, dst, opts)`` for every pair. One input: its error is the command's.
-    Several: every input is tried (by ``jobs`` worker processes), each failure is reported
-    on one line as it happens, a summary follows, and the exit code is the first failure's
-    (Ctrl-C and SIGTERM stop the batch)."""
+    """Run ``one(src, dst, opts)`` for every pair; ``one`` returns SKIPPED for an output it
+    kept, else writes it. One input: its error is the command's. Several: every input is
+    tried (by ``jobs`` worker processes), each failure is reported on one line as it
+    happens, a one-line summary (written, skipped, failed) ends the batch, and the exit
+    code is the first failure's. Ctrl-C and SIGTERM stop the batch, after a line saying
+    what was written and kept."""
     if len(pairs) == 1:
-        src = pairs[0][0]
+        src, dst = pairs[0]
         try:
-            one(*pairs[0], opts)
+            if one(src, dst, opts) == SKIPPED:
+                click.echo(one_line(f"nnc: {dst}: exists and decodes; skipped"), err=True)
         except NNCError as e:
             if DEBUG:
                 raise
@@ -333,14 +339,22 @@ def _batch(pairs: list[tuple[str, str]], one, opts: dict, desc: str,
     check_gpu = opts.get("engine", "torch") == "torch"
     jobs = min(jobs or default_jobs(opts.get("device", "auto"), check_gpu), len(pairs))
     failed: dict[int, int] = {}          # input number -> exit code
+    written, skipped = [], []
 
     def report(i: int, outcome) -> None:
-        if outcome is not None:
+        if outcome is None:
+            written.append(i)
+        elif outcome == SKIPPED:
+            skipped.append(i)
+        else:
             message, code = outcome
             failed[i] = code
             click.echo(f"nnc: error: {one_line(message)}", err=True)
         if bar is not None:
             bar.update(1)
+
+    def counts() -> str:
+        return f"{len(written)} written, {len(skipped)} skipped, {len(failed)} failed"
 
     bar = _progress_bar(len(pairs), desc)
     try:
@@ -349,12 +363,20 @@ def _batch(pairs: list[tuple[str, str]], one, opts: dict, desc: str,
                 report(i, _attempt(one, src, dst, opts))
         else:
             _parallel(pairs, one, opts, jobs, report)
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+            bar = None
+        left = len(pairs) - len(written) - len(skipped) - len(failed)
+        click.echo(f"nnc: stopped: {counts()}, {left} not done (of {len(pairs)} inputs); "
+                   f"the {len(written) + len(skipped)} outputs written or skipped are kept "
+                   "(--skip-existing resumes)", err=True)
+        raise
     finally:
         if bar is not None:
             bar.close()
+    click.echo(f"nnc: {counts()} (of {len(pairs)} inputs)", err=True)
     if failed:
-        click.echo(f"nnc: {len(failed)} of {len(pairs)} inputs failed; the other "
-                   f"{len(pairs) - len(failed)} were written", err=True)
         sys.exit(failed[min(failed)])    # the first failing input's code, whatever the order
 
 
@@ -362,14 +384,13 @@ _IN_WORKER = False
 
 
 def _attempt(one, src: str, dst: str, opts: dict):
-    """``one``'s outcome: None when it wrote its output, else (one-line message, exit
-    code). Interrupts pass through; in a worker process they end it once the job's
+    """``one``'s outcome: None when it wrote its output, SKIPPED when it kept one, else
+    (one-line message, exit code). Interrupts pass through; in a worker process they end it once the job's
     temporary file is gone (the pool would otherwise start its next queued job)."""
     global _IN_JOB
     _IN_JOB = True
     try:
-        one(src, dst, opts)
-        return None
+        return SKIPPED if one(src, dst, opts) == SKIPPED else None
     except NNCError as e:
         if DEBUG:
             raise
@@ -515,7 +536,9 @@ def _run(fn):
         if DEBUG or e.name != "torch":
             raise
         _fail("this needs PyTorch, which is not installed here (decoding does not: a "
-              "decoder-only install); install it with 'pip install torch'", 6)
+              "decoder-only install); install a CPU build with 'pip install torch "
+              "--index-url https://download.pytorch.org/whl/cpu' (pytorch.org lists the "
+              "CUDA builds)", 6)
     except BaseException as e:   # a bug: say so in one line unless --debug (BaseException
         # too: native extensions report panics that way)
         if DEBUG:
@@ -546,6 +569,10 @@ _device = click.option("--device", default="auto", show_default=True,
 _force = click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
 _outdir = click.option("-o", "--output-dir", "out_dir", type=click.Path(file_okay=False),
                        help="Write outputs into this directory (for several inputs).")
+_skip_existing = click.option(
+    "--skip-existing", is_flag=True,
+    help="Keep outputs that exist and decode (counted as skipped): a rerun resumes a batch. "
+         "With --force, outputs that exist and do not decode are written again.")
 _jobs = click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
                      help="Worker processes for several inputs. [default: the CPU cores; "
                           "1 on a GPU]")
@@ -570,17 +597,26 @@ _jobs = click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
 @click.option("--model", "model_name", default=None, help="Model name (default: shipped).")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=100_000_000,
               show_default=True, help="Refuse images with more pixels than this.")
+@click.option("--strip", is_flag=True,
+              help="Leave out the camera metadata (EXIF, XMP: camera, date, GPS position); "
+                   "the colour profile stays.")
 @_device
 @_force
+@_skip_existing
 @_jobs
-def compress(paths, out_dir, quality, bpp, refine_steps, seed, model_name, max_pixels, device,
-             force, jobs):
-    """Compress images (PNG, ...) to .nnc.
+def compress(paths, out_dir, quality, bpp, refine_steps, seed, model_name, max_pixels, strip,
+             device, force, skip_existing, jobs):
+    """Compress images (PNG, JPEG, ...) to .nnc, with their colour profile and camera
+    metadata (EXIF with the orientation applied, XMP) unless --strip.
+
+    An input that is an .nnc file already is refused (compressing it again loses quality);
+    --force compresses its decoded image again.
 
     \b
     nnc compress in.png out.nnc      one file
     nnc compress in.png              writes in.nnc
     nnc compress *.png -o outdir/    several files (-j N: N at a time)
+    nnc compress --skip-existing *.jpg -o outdir/   a rerun: resumes
     nnc compress - - < in.png > out.nnc
     """
     if quality is not None and bpp is not None:
@@ -588,7 +624,7 @@ def compress(paths, out_dir, quality, bpp, refine_steps, seed, model_name, max_p
     _check_setup(device, model_name)
     opts = dict(quality=0.5 if quality is None else quality, bpp=bpp, seed=seed,
                 refine_steps=refine_steps, model_name=model_name, max_pixels=max_pixels,
-                device=device, force=force)
+                device=device, force=force, strip=strip, skip_existing=skip_existing)
     _run(lambda: _batch(plan_outputs(paths, out_dir, ".nnc"), _compress_one, opts,
                         "compress", jobs))
 
@@ -609,9 +645,20 @@ def _check_setup(device: str, model_name: str | None = None) -> None:
     _run(check)
 
 
-def _refuse_existing(dst: str, force: bool) -> None:
-    if dst != "-" and not force and Path(dst).exists() and not _is_special(Path(dst)):
+def _kept_output(dst: str, o: dict) -> bool:
+    """Whether an existing ``dst`` is kept (--skip-existing, and it decodes: nnc/resume.py);
+    an existing output is refused without --force."""
+    if dst == "-" or not Path(dst).exists() or _is_special(Path(dst)):
+        return False
+    if o.get("skip_existing"):
+        from .resume import output_decodes
+        if output_decodes(dst):
+            return True
+        if not o["force"]:
+            raise OutputError(f"{dst}: exists and does not decode (use --force to replace it)")
+    elif not o["force"]:
         raise OutputError(f"{dst}: already exists (use --force to overwrite)")
+    return False
 
 
 @contextlib.contextmanager
@@ -638,17 +685,22 @@ def _importing():
 _IMPORTED = False
 
 
-def _compress_one(src: str, dst: str, o: dict) -> None:
+def _compress_one(src: str, dst: str, o: dict) -> str | None:
+    if _kept_output(dst, o):
+        return SKIPPED
     with _importing():
         from . import codec, ratecontrol
         from .image_io import read_image
-    _refuse_existing(dst, o["force"])
     steps = o["refine_steps"]
     settings = codec.default_settings(o["device"]) if steps is None else codec.refined(steps)
+    data = read_input(src)
+    _check_not_nnc(data, src, o["force"])
     try:
-        img = read_image(read_input(src), max_pixels=o["max_pixels"])
+        img = read_image(data, max_pixels=o["max_pixels"])
     except InputError as e:
         raise InputError(_named(e, src)) from None
+    if o.get("strip"):
+        img = img.stripped()
     common = dict(seed=o["seed"], model_name=o["model_name"], device=o["device"],
                   settings=settings)
     if o["bpp"] is not None:
@@ -661,6 +713,22 @@ def _compress_one(src: str, dst: str, o: dict) -> None:
     else:
         data = codec.compress(img, quality=o["quality"], **common)
     write_output(dst, data, o["force"])
+    return None
+
+
+def _check_not_nnc(data: bytes, src: str, force: bool) -> None:
+    """An .nnc file given to compress (by any name) is most likely a slip: refused, or with
+    --force decoded and compressed again, with a note (each generation loses quality)."""
+    from .container import MAGIC
+    if data[:len(MAGIC)] != MAGIC:
+        return
+    name = "stdin" if src == "-" else src
+    if not force:
+        raise InputError(f"{name}: is an .nnc file already; compressing it again loses "
+                         "quality. Decompress it with 'nnc decompress', or use --force to "
+                         "compress its decoded image again")
+    click.echo(one_line(f"nnc: note: {name}: an .nnc file; its decoded image is compressed "
+                        "again (each generation loses quality)"), err=True)
 
 
 @main.command()
@@ -672,29 +740,41 @@ def _compress_one(src: str, dst: str, o: dict) -> None:
               show_default=True, help="Run the networks on ONNX Runtime (no torch: fast "
               "start) or torch; auto: ONNX Runtime on the CPU (torch for images over 16 MP, "
               "when installed), torch with --device cuda.")
+@click.option("--out-quality", type=click.IntRange(1, 100), default=None,
+              help="Quality of JPEG, WebP and AVIF outputs (JPEG without chroma "
+                   "subsampling, 4:4:4). [default: 95]")
 @_device
 @_force
+@_skip_existing
 @_jobs
-def decompress(paths, out_dir, max_pixels, engine, device, force, jobs):
-    """Decompress .nnc files to PNG.
+def decompress(paths, out_dir, max_pixels, engine, out_quality, device, force, skip_existing,
+               jobs):
+    """Decompress .nnc files to images: PNG, or the format the output name's extension
+    asks for, any that this Pillow writes (.jpg, .webp, .avif, .tif, ...), with the colour
+    profile and camera metadata (EXIF, XMP) where the format holds them. -o DIR writes PNGs.
 
     \b
     nnc decompress in.nnc out.png
+    nnc decompress in.nnc photo.jpg --out-quality 90
     nnc decompress *.nnc -o outdir/
     """
     if engine == "onnx" and device not in ("auto", "cpu"):
         raise click.UsageError("--engine onnx runs on the CPU: drop --device or use --engine "
                                "torch")
     _check_setup(device)
-    opts = dict(max_pixels=max_pixels, device=device, force=force, engine=engine)
+    from .image_io import DEFAULT_OUT_QUALITY
+    opts = dict(max_pixels=max_pixels, device=device, force=force, engine=engine,
+                skip_existing=skip_existing,
+                out_quality=DEFAULT_OUT_QUALITY if out_quality is None else out_quality)
     _run(lambda: _batch(plan_outputs(paths, out_dir, ".png"), _decompress_one, opts,
                         "decompress", jobs))
 
 
-def _decompress_one(src: str, dst: str, o: dict) -> None:
+def _decompress_one(src: str, dst: str, o: dict) -> str | None:
+    if _kept_output(dst, o):
+        return SKIPPED
     from .codes import read_codes
     from .image_io import encode_for
-    _refuse_existing(dst, o["force"])
     # every check on the file's integers first, without torch: a bad file is refused in
     # milliseconds and with little memory
     codes = read_codes(read_input(src, MAX_NNC_BYTES), o["max_pixels"])
@@ -703,10 +783,12 @@ def _decompress_one(src: str, dst: str, o: dict) -> None:
         import_engine(codes, o["device"], o["engine"])
     img = decode(codes, device=o["device"], engine=o["engine"])
     try:
-        out = encode_for(img, dst, warn=lambda m: _warn(_named(Warning(m), dst)))
+        out = encode_for(img, dst, warn=lambda m: _warn(_named(Warning(m), dst)),
+                         quality=o["out_quality"])
     except ValueError as e:
         raise OutputError(str(e)) from None
     write_output(dst, out, o["force"])
+    return None
 
 
 @main.command()
@@ -737,7 +819,10 @@ def models(as_json):
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(allow_dash=True))
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Machine-readable output: a JSON list with one object per file read, in "
+                   "the order given (a list for one file too; a file that cannot be read is "
+                   "reported on stderr and left out).")
 def info(paths, as_json):
     """Print the header of .nnc files and where the bits went."""
     def body():
@@ -755,8 +840,8 @@ def info(paths, as_json):
             if not as_json:
                 click.echo(("\n" if len(reports) > 1 else "") + format_text(reports[-1]),
                            nl=False)
-        if as_json and reports:
-            click.echo(json.dumps(reports if len(paths) > 1 else reports[0], indent=2))
+        if as_json:
+            click.echo(json.dumps(reports, indent=2))
         if failed:
             sys.exit(failed[0])
     _run(body)

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from . import container
-from .codes import FileCodes, latent_shapes, read_codes, write_alpha, write_icc
+from .codes import (FileCodes, latent_shapes, read_codes, write_alpha, write_exif, write_icc,
+                    write_xmp)
 from .decoder import to_gray
 from .coding import greedy as coder1, importance as coder2
 from .coding.greedy import kl_bits_standardized
@@ -173,6 +174,10 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
         sections["ALPH"] = write_alpha(img.alpha)
     if img.icc:
         sections["iCCP"] = write_icc(img.icc)
+    if img.exif:
+        sections["eXIf"] = write_exif(img.exif)
+    if img.xmp:
+        sections["xMPd"] = write_xmp(img.xmp)
     data = container.write(container.Container(header, sections))
     if len(data) > container.MAX_FILE_BYTES:      # readers refuse larger files
         raise InputError(f"the image needs {len(data) >> 20} MiB at this rate, over the "
@@ -232,7 +237,8 @@ def decompress_codes(codes: FileCodes, device: str | None = None, timings: dict 
     mark("network")
     if hd.channels == 1:
         rgb = to_gray(rgb)
-    return RasterImage(rgb=rgb, gray=hd.channels == 1, alpha=codes.alpha, icc=codes.icc)
+    return RasterImage(rgb=rgb, gray=hd.channels == 1, alpha=codes.alpha, icc=codes.icc,
+                       exif=codes.exif, xmp=codes.xmp)
 
 
 __all__ = ["CompressStats", "Refinement", "Settings", "compress", "decompress",

@@ -29,7 +29,7 @@ from .coding import LEVEL1_CODERS, LEVEL2_CODERS, coder_for
 from .coding.greedy import Level1Code
 from .coding.importance import Level2Code  # noqa: F401  (re-exported)
 from .errors import FormatError, ModelError
-from .image_io import MAX_ICC_BYTES, compute_padding, profile_fits
+from .image_io import MAX_ICC_BYTES, MAX_METADATA_BYTES, compute_padding, profile_fits
 
 STRIDE2 = 64          # image pixels per level-2 latent pixel (the padding multiple)
 STRIDE1 = 16          # image pixels per level-1 latent pixel
@@ -47,6 +47,8 @@ class FileCodes:
     icc: bytes | None = None        # the colour profile (iCCP), as the input carried it
     coder2: object = None           # the modules that wrote each level (nnc/coding)
     coder1: object = None
+    exif: bytes | None = None       # the EXIF (eXIf), a TIFF structure, orientation 1
+    xmp: bytes | None = None        # the XMP packet (xMPd)
 
 
 def latent_shapes(height: int, width: int, g: int, m: int):
@@ -170,7 +172,8 @@ def read_codes(data: bytes, max_pixels: int) -> FileCodes:
         raise FormatError(f"corrupt .nnc file: entropy-coded data does not decode ({e})") \
             from None
     return FileCodes(hd, code2, code1, shape2, shape1, read_alpha(c.sections.get("ALPH"), hd),
-                     read_icc(c.sections.get("iCCP"), hd.channels), coder2, coder1)
+                     read_icc(c.sections.get("iCCP"), hd.channels), coder2, coder1,
+                     read_exif(c.sections.get("eXIf")), read_xmp(c.sections.get("xMPd")))
 
 
 def write_alpha(alpha: np.ndarray) -> bytes:
@@ -198,21 +201,56 @@ def write_icc(profile: bytes) -> bytes:
 
 
 def read_icc(section: bytes | None, channels: int = 3) -> bytes | None:
+    raw = _inflate_whole(section, "the colour profile (iCCP)")
+    if raw is not None and not profile_fits(raw, channels == 1):
+        # spec §6b: not a profile of the coded pixels (RGB on a gray image, CMYK): ignored,
+        # as the encoder drops them (nnc wrote such profiles for a few hours on 2026-11-30)
+        return None
+    return raw
+
+
+EXIF_BYTE_ORDERS = (b"II*\0", b"MM\0*")     # a TIFF structure's first bytes (spec §6c)
+
+
+def write_exif(exif: bytes) -> bytes:
+    """Section eXIf (spec §6c): the EXIF's TIFF structure, deflated."""
+    if len(exif) > MAX_METADATA_BYTES or exif[:4] not in EXIF_BYTE_ORDERS:
+        raise ValueError("EXIF data over 16 MiB or without a TIFF byte-order mark")
+    return zlib.compress(exif, 9)
+
+
+def read_exif(section: bytes | None) -> bytes | None:
+    raw = _inflate_whole(section, "the EXIF data (eXIf)")
+    if raw is not None and raw[:4] not in EXIF_BYTE_ORDERS:
+        raise FormatError("corrupt .nnc file: the EXIF data (eXIf) does not start with a "
+                          "TIFF byte-order mark")
+    return raw
+
+
+def write_xmp(xmp: bytes) -> bytes:
+    """Section xMPd (spec §6c): the XMP packet, deflated."""
+    if len(xmp) > MAX_METADATA_BYTES:
+        raise ValueError("XMP packet over 16 MiB")
+    return zlib.compress(xmp, 9)
+
+
+def read_xmp(section: bytes | None) -> bytes | None:
+    return _inflate_whole(section, "the XMP packet (xMPd)")
+
+
+def _inflate_whole(section: bytes | None, what: str) -> bytes | None:
+    """An ancillary section holding one whole zlib stream of 1 byte to 16 MiB (spec §6b,
+    §6c): its inflated bytes, or FormatError naming ``what``."""
     if section is None:
         return None
     d = zlib.decompressobj()
     try:   # never inflate more than the format allows
-        raw = d.decompress(section, MAX_ICC_BYTES + 1)
+        raw = d.decompress(section, MAX_METADATA_BYTES + 1)
     except zlib.error:
-        raise FormatError("corrupt .nnc file: the colour profile (iCCP) does not "
-                          "decompress") from None
-    if len(raw) > MAX_ICC_BYTES:
-        raise FormatError("corrupt .nnc file: the colour profile (iCCP) is over 16 MiB")
-    if not d.eof or d.unused_data or not raw:     # spec §6b: one whole stream, no more
-        raise FormatError("corrupt .nnc file: the colour profile (iCCP) is cut off, empty "
-                          "or followed by other bytes")
-    if not profile_fits(raw, channels == 1):
-        # spec §6b: not a profile of the coded pixels (RGB on a gray image, CMYK): ignored,
-        # as the encoder drops them (nnc wrote such profiles for a few hours on 2026-11-30)
-        return None
+        raise FormatError(f"corrupt .nnc file: {what} does not decompress") from None
+    if len(raw) > MAX_METADATA_BYTES:
+        raise FormatError(f"corrupt .nnc file: {what} is over 16 MiB")
+    if not d.eof or d.unused_data or not raw:     # spec §6b, §6c: one whole stream, no more
+        raise FormatError(f"corrupt .nnc file: {what} is cut off, empty or followed by "
+                          "other bytes")
     return raw

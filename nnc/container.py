@@ -26,7 +26,7 @@ SIGNATURE_BYTES = len(MAGIC) + 2
 SECTION_OVERHEAD = 12
 # the order the spec sets for the sections between HEAD and END (equal ranks: alternatives):
 # the coders' sections (each coder module declares its own) and then the image's
-SECTION_RANK = {**CODER_SECTIONS, "ALPH": 100, "iCCP": 101}
+SECTION_RANK = {**CODER_SECTIONS, "ALPH": 100, "iCCP": 101, "eXIf": 102, "xMPd": 103}
 KNOWN_SECTIONS = ("HEAD", *SECTION_RANK, "END ")
 MAX_DIMENSION = 1 << 16       # width and height caps read from a header
 MAX_NAME = 64

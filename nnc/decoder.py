@@ -180,7 +180,8 @@ def decompress_codes(codes: FileCodes, timings: dict | None = None) -> RasterIma
     mark("network")
     if hd.channels == 1:
         out = to_gray(out)
-    return RasterImage(rgb=out, gray=hd.channels == 1, alpha=codes.alpha, icc=codes.icc)
+    return RasterImage(rgb=out, gray=hd.channels == 1, alpha=codes.alpha, icc=codes.icc,
+                       exif=codes.exif, xmp=codes.xmp)
 
 
 def decompress(codes: FileCodes, device: str | None = None, engine: str = "auto",

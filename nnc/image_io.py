@@ -15,6 +15,8 @@ from .errors import InputError
 
 DEFAULT_MAX_PIXELS = 100_000_000
 MAX_ICC_BYTES = 16 << 20        # the format's limit on a colour profile (spec §6b)
+MAX_METADATA_BYTES = 16 << 20   # ... and on EXIF data and an XMP packet (spec §6c)
+ORIENTATION = 0x0112            # the EXIF tag of the orientation
 
 
 @dataclass
@@ -23,6 +25,13 @@ class RasterImage:
     gray: bool                 # decode back to one channel
     alpha: np.ndarray | None   # H x W uint8, kept losslessly
     icc: bytes | None = None   # the colour profile, carried as it came (iCCP section)
+    exif: bytes | None = None  # EXIF as a TIFF structure, orientation applied (eXIf section)
+    xmp: bytes | None = None   # the XMP packet (xMPd section)
+
+    def stripped(self) -> "RasterImage":
+        """The image without its camera metadata (EXIF, XMP; GPS with them); the colour
+        profile stays, as the colours depend on it."""
+        return RasterImage(self.rgb, self.gray, self.alpha, self.icc)
 
 
 def check_size(width: int, height: int, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
@@ -70,9 +79,14 @@ def read_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> RasterImage
     if png_icc is not None:
         im.info["icc_profile"] = png_icc
     try:
-        im = ImageOps.exif_transpose(im)
+        exif = _exif_payload(im)
+    except Exception:         # a broken EXIF block: not carried
+        exif = None
+    try:
+        im = ImageOps.exif_transpose(im)      # drops the orientation from the XMP too
     except Exception:         # a broken EXIF block: the pixels as stored
         pass
+    xmp = _xmp_payload(im.info)
     mode = im.mode
     if mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
@@ -97,7 +111,38 @@ def read_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> RasterImage
     if im.mode in ("LA", "RGBA"):
         alpha = np.asarray(im.getchannel("A"), dtype=np.uint8).copy()
     rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    return RasterImage(rgb=rgb, gray=gray, alpha=alpha, icc=icc)
+    return RasterImage(rgb=rgb, gray=gray, alpha=alpha, icc=icc, exif=exif, xmp=xmp)
+
+
+def _exif_payload(im: Image.Image) -> bytes | None:
+    """The EXIF an image file carried, as the TIFF structure the eXIf section stores (spec
+    §6c): with its orientation set to 1 when it turned the image (the pixels are coded
+    upright), as it came otherwise. None without EXIF, or for EXIF that is not a TIFF
+    structure or over 16 MiB."""
+    raw = im.info.get("exif")
+    if not isinstance(raw, bytes) or not raw:
+        return None
+    exif = Image.Exif()
+    exif.load(raw)
+    if exif.get(ORIENTATION, 1) not in (0, 1):
+        exif[ORIENTATION] = 1
+        raw = exif.tobytes()
+    if raw.startswith(b"Exif\0\0"):
+        raw = raw[6:]
+    if raw[:4] not in (b"II*\0", b"MM\0*") or len(raw) > MAX_METADATA_BYTES:
+        return None
+    return raw
+
+
+def _xmp_payload(info: dict) -> bytes | None:
+    """The XMP packet as UTF-8 bytes (JPEG and WebP give bytes, PNG's iTXt a str)."""
+    raw = info.get("xmp") or info.get("XML:com.adobe.xmp")
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8")
+    if not isinstance(raw, bytes) or not raw.strip(b"\0 \r\n\t") \
+            or len(raw) > MAX_METADATA_BYTES:
+        return None
+    return raw
 
 
 def profile_fits(icc: bytes, gray: bool) -> bool:
@@ -222,32 +267,94 @@ def _profile(img: RasterImage, fmt: str, warn=None) -> dict:
     return {"icc_profile": img.icc}
 
 
-def encode_for(img: RasterImage, name: str, warn=None) -> bytes:
-    """The decoded image in the format the output name's extension asks for (PNG for '-',
-    .png and names without an extension; JPEG and WebP at quality 95). ValueError with a
-    message for an extension Pillow does not know or a format that cannot hold the image
-    (alpha in a JPEG). A colour profile the format cannot carry is left out, and
-    ``warn(message)`` says so."""
+def output_format(name: str) -> str | None:
+    """The Pillow format an output name asks for by its extension, when this Pillow (its
+    plugins included) can write it: 'PNG' for '-' and names without an extension (a device,
+    a pipe); None for an extension no format registered for saving claims."""
     ext = Path(name).suffix.lower()
-    if name == "-" or ext in ("", ".png"):     # no extension (a device, a pipe): PNG
-        return write_png(img, warn)
+    if name == "-" or ext == "":
+        return "PNG"
     fmt = Image.registered_extensions().get(ext)
+    return fmt if fmt in Image.SAVE else None
+
+
+DEFAULT_OUT_QUALITY = 95      # JPEG, WebP and AVIF outputs (--out-quality)
+
+
+def encode_for(img: RasterImage, name: str, warn=None,
+               quality: int = DEFAULT_OUT_QUALITY) -> bytes:
+    """The decoded image in the format the output name's extension asks for (PNG for '-',
+    .png and names without an extension), with its colour profile and camera metadata in
+    the formats that hold them. JPEG, WebP and AVIF are written at ``quality`` (JPEG without
+    chroma subsampling, 4:4:4, as nnc codes colour at full resolution). ValueError with a
+    message for an extension Pillow cannot write or a format that cannot hold the image
+    (alpha in a JPEG). A colour profile, EXIF or XMP larger than the format carries is left
+    out, and ``warn(message)`` says so."""
+    ext = Path(name).suffix.lower()
+    fmt = output_format(name)
     if fmt is None:
-        raise ValueError(f"{name}: unknown image extension {ext or '(none)'}; use .png, .jpg, "
-                         ".webp, .tif, ...")
+        raise ValueError(f"{name}: not an image format this Pillow writes "
+                         f"({ext}); use .png, .jpg, .webp, .tif, ...")
     im = _to_pil(img)
     if fmt == "JPEG" and im.mode in ("RGBA", "LA"):
         raise ValueError(f"{name}: JPEG cannot hold the alpha plane; write a .png")
+    opts = _profile(img, fmt, warn)
+    if fmt in QUALITY_FORMATS:
+        opts["quality"] = quality
+    if fmt == "JPEG":
+        opts["subsampling"] = 0
+    opts.update(_metadata(img, fmt, warn))
     buf = io.BytesIO()
     try:
-        im.save(buf, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}),
-                **_profile(img, fmt, warn))
+        im.save(buf, format=fmt, **opts)
     except Exception as e:
         raise ValueError(f"{name}: cannot write {fmt}: {e}") from None
     return buf.getvalue()
 
 
-ICC_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF")    # Pillow writes a profile into these
+ICC_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "AVIF")    # Pillow writes a profile into these
+QUALITY_FORMATS = ("JPEG", "WEBP", "AVIF")
+METADATA_FORMATS = ("PNG", "JPEG", "WEBP", "AVIF")      # ... and EXIF and XMP into these
+JPEG_SEGMENT_BYTES = 65533    # an APP1 segment's payload at most (EXIF and XMP each)
+PNG_TEXT_BYTES = 1 << 20      # an iTXt chunk stock Pillow inflates (its MAX_TEXT_CHUNK default)
+
+
+def _metadata(img: RasterImage, fmt: str, warn=None) -> dict:
+    """Pillow's save options that write the image's EXIF and XMP in ``fmt``. What the
+    format cannot carry is left out, and ``warn(message)`` says so: a JPEG holds each in
+    one APP1 segment (larger ones are rare: a big thumbnail); a PNG's compressed iTXt is
+    read back only up to Pillow's text-chunk limit (1 MiB), and a PNG that stock Pillow
+    cannot reopen is no use."""
+    if fmt not in METADATA_FORMATS:
+        return {}
+    exif = b"Exif\0\0" + img.exif if img.exif else None
+    xmp = img.xmp
+
+    def fits(what, size, limit):
+        if size <= limit:
+            return True
+        if warn is not None:
+            warn(f"the {what} ({size} bytes) is larger than {fmt} files carry ({limit} "
+                 "bytes); the image is written without it")
+        return False
+
+    if fmt == "JPEG":
+        exif = exif if exif and fits("EXIF data", len(exif), JPEG_SEGMENT_BYTES) else None
+        xmp = xmp if xmp and fits("XMP packet", len(xmp), JPEG_SEGMENT_BYTES - 29) else None
+    elif fmt == "PNG" and xmp:      # sized as written: UTF-8, invalid bytes replaced
+        text = xmp.decode("utf-8", "replace")
+        xmp = xmp if fits("XMP packet", len(text.encode("utf-8")), PNG_TEXT_BYTES) else None
+    opts: dict = {}
+    if exif:
+        opts["exif"] = exif
+    if xmp and fmt == "PNG":
+        from PIL import PngImagePlugin
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt("XML:com.adobe.xmp", text, zip=True)
+        opts["pnginfo"] = info
+    elif xmp:
+        opts["xmp"] = xmp
+    return opts
 
 
 def compute_padding(h: int, w: int, multiple: int) -> tuple[int, int]:

@@ -1,6 +1,8 @@
 """`nnc info`: the header and where the bits went, read from the container only."""
 from __future__ import annotations
 
+import numpy as np
+
 from . import container
 from .errors import one_line
 
@@ -15,6 +17,8 @@ SECTION_NAMES = {
     "Z1IX": "level 1 shard indices",
     "ALPH": "alpha plane (lossless)",
     "iCCP": "colour profile (ICC)",
+    "eXIf": "camera metadata (EXIF)",
+    "xMPd": "metadata (XMP)",
     "END": "end marker",
 }
 
@@ -28,7 +32,10 @@ def describe(data: bytes, name: str = "-") -> dict:
         r["bpp"] = 8 * r["bytes"] / pixels
         r["share"] = r["bytes"] / len(data)
         r["what"] = SECTION_NAMES.get(r["section"], "unknown (skipped)")
-    hdr = {k: v for k, v in vars(h).items() if k != "weights_sha256"}
+    # the header's f32 fields as the shortest decimal that reads back as the same float32
+    # (0.6, not 0.6000000238418579)
+    hdr = {k: float(str(np.float32(v))) if isinstance(v, float) else v
+           for k, v in vars(h).items() if k != "weights_sha256"}
     hdr["weights_sha256"] = h.weights_sha256.hex()
     return {"file": name, "bytes": len(data), "bpp": 8 * len(data) / pixels,
             "version": int.from_bytes(data[len(container.MAGIC):container.SIGNATURE_BYTES],

@@ -52,6 +52,7 @@ class NNCImageFile(ImageFile.ImageFile):
 
     def load(self):
         if self._im is None and getattr(self, "_nnc_pending", False):
+            from . import with_metadata
             from .codes import read_codes
             from .container import MAX_DIMENSION, MAX_FILE_BYTES
             from .decoder import decompress
@@ -69,8 +70,7 @@ class NNCImageFile(ImageFile.ImageFile):
                 self._nnc_pending = False
                 self._done_with_file()
             pil = _to_pil(img)
-            if img.icc:
-                self.info["icc_profile"] = img.icc
+            self.info.update(with_metadata(pil, img).info)
             self.im = pil.im
             self._mode = pil.mode
         return Image.Image.load(self)

@@ -57,3 +57,27 @@ def png(tmp_path):
     p = tmp_path / "in.png"
     p.write_bytes(png_bytes(smooth_image(40, 56)))
     return p
+
+
+PHONE_XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+             b'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description '
+             b'xmlns:dc="http://purl.org/dc/elements/1.1/" '
+             b'xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6">'
+             b'<dc:title>Harbour at dawn</dc:title></rdf:Description></rdf:RDF></x:xmpmeta>')
+
+
+def phone_jpeg(arr: np.ndarray, icc: bytes) -> bytes:
+    """JPEG bytes as a phone writes a portrait photo: stored sideways with EXIF orientation
+    6, make, model, dates and a GPS position, an XMP packet and the ICC profile ``icc``."""
+    from PIL.ExifTags import IFD
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = "Pear", "pPhone 17"          # make, model
+    exif[0x0132] = "2026:12:01 07:15:00"                       # date and time
+    exif[0x0112] = 6                                           # orientation: turn 90° right
+    exif.get_ifd(IFD.Exif)[0x9003] = "2026:12:01 07:15:00"    # when shot
+    gps = exif.get_ifd(IFD.GPSInfo)
+    gps[1], gps[2], gps[3], gps[4] = "N", (59.0, 54.0, 41.25), "E", (10.0, 44.0, 8.5)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="JPEG", quality=95, exif=exif, xmp=PHONE_XMP,
+                              icc_profile=icc)
+    return buf.getvalue()

@@ -223,10 +223,11 @@ SPLIT = 1 << 12
 
 MAGIC = b"\x89NNC\r\n\x1a\n"
 VERSIONS = (1, 2)
-KNOWN = ("HEAD", "Z2SA", "Z2SI", "Z2IX", "Z1SA", "Z1SI", "Z1IX", "ALPH", "iCCP", "END ")
+KNOWN = ("HEAD", "Z2SA", "Z2SI", "Z2IX", "Z1SA", "Z1SI", "Z1IX", "ALPH", "iCCP", "eXIf",
+         "xMPd", "END ")
 RANK = {"Z2SA": 0, "Z2SI": 0, "Z2IX": 1, "Z1SA": 2, "Z1SI": 2, "Z1IX": 3, "ALPH": 4,
-        "iCCP": 5}                              # §1 order (§6b: iCCP after Z1IX and ALPH)
-MAX_ICC = 16 << 20                              # §6b
+        "iCCP": 5, "eXIf": 6, "xMPd": 7}        # §1 order (§6b, §6c: after Z1IX and ALPH)
+MAX_ICC = 16 << 20                              # §6b (and §6c's limit)
 HEAD_FIXED = struct.Struct("<IIBBfIBBBBffBHff")  # §2, up to name_length
 
 
@@ -494,16 +495,20 @@ def decode(data: bytes, weights_dir, max_pixels: int = 100_000_000) -> Codes:
         if len(raw) != h.width * h.height:
             raise Refused("the alpha plane has the wrong size")
         alpha = np.frombuffer(raw, dtype=np.uint8).reshape(h.height, h.width)
-    if "iCCP" in secs:                            # §6b (checked, not returned)
+    for tag in ("iCCP", "eXIf", "xMPd"):          # §6b, §6c (checked, not returned)
+        if tag not in secs:
+            continue
         d = zlib.decompressobj()
         try:
-            raw = d.decompress(secs["iCCP"], MAX_ICC + 1)
+            raw = d.decompress(secs[tag], MAX_ICC + 1)
         except zlib.error:
-            raise Refused("the colour profile does not inflate") from None
+            raise Refused(f"{tag} does not inflate") from None
         if len(raw) > MAX_ICC:
-            raise Refused("the colour profile is too large")
+            raise Refused(f"{tag} is too large")
         if not d.eof or d.unused_data or not raw:
-            raise Refused("the colour profile is not one whole, non-empty zlib stream")
+            raise Refused(f"{tag} is not one whole, non-empty zlib stream")
+        if tag == "eXIf" and raw[:4] not in (b"II*\0", b"MM\0*"):
+            raise Refused("eXIf does not start with a TIFF byte-order mark")
     i64 = lambda v: np.asarray(v, dtype=np.int64)          # noqa: E731
     return Codes(version, h, side2, side1, (g, h2, w2), (m, h1, w1), i64(pos2), i64(vals2),
                  i64(sizes), i64(idx2), i64(pos1), i64(vals1), live, shards, idx1, alpha)

@@ -21,7 +21,7 @@ def test_compress_decompress_info(runner, png, tmp_path):
     assert runner.invoke(main, ["decompress", str(out), str(rec)]).exit_code == 0
     assert Image.open(rec).size == (56, 40)
     r = runner.invoke(main, ["info", "--json", str(out)])
-    rep = json.loads(r.stdout)
+    [rep] = json.loads(r.stdout)           # a list, for one file too
     assert sum(s["bytes"] for s in rep["sections"]) == out.stat().st_size == rep["bytes"]
     assert rep["header"]["width"] == 56
     r = runner.invoke(main, ["info", str(out)])
@@ -325,3 +325,207 @@ def test_heavy_imports_pause_the_garbage_collector_once(monkeypatch):
     with cli._importing():
         assert gc.isenabled()          # later blocks leave it alone
     assert gc.isenabled()
+
+
+# --- issue 31: nnc as a photographer meets it ---------------------------------------------
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+CPU_INDEX = "--index-url https://download.pytorch.org/whl/cpu"
+
+
+def test_readme_installs_a_cpu_torch_and_the_message_says_how():
+    """Against the public index alone `pip install torch` pulls the CUDA build (GBs): every
+    torch install the README shows names PyTorch's CPU wheel index, the first two commands
+    keep the version CI tests (torch==2.13.0, here from the local CPU wheel), and the
+    decoder-only recipe installs no torch."""
+    readme = (ROOT / "README.md").read_text()
+    first_two = readme.split("```")[1].strip().splitlines()
+    assert len(first_two) == 2
+    for line in first_two:
+        assert f"pip install torch==2.13.0 {CPU_INDEX} && pip install -e " in line, line
+    for i in [m.start() for m in __import__("re").finditer("pip install torch", readme)]:
+        assert readme[i:].split("\n")[0].split("&&")[0].split("`")[0].rstrip().endswith(
+            CPU_INDEX), readme[i:i + 80]
+    recipe = readme.split("### Decoding without torch")[1].split("```")[1]
+    assert "torch" not in recipe.replace("compress says it needs torch", "")
+    assert "pip install -q torch==2.13.0" in (ROOT / ".ci" / "run").read_text()
+    # the message of a decoder-only install asked to compress
+    from nnc import cli
+
+    def needs_torch():
+        raise ModuleNotFoundError("No module named 'torch'", name="torch")
+    with pytest.raises(SystemExit) as e:
+        import contextlib
+        import io as _io
+        err = _io.StringIO()
+        with contextlib.redirect_stderr(err):
+            cli._run(needs_torch)
+    assert e.value.code == 6
+    assert f"pip install torch {CPU_INDEX}" in err.getvalue()
+
+
+def test_the_decoder_only_venv_is_ignored_by_git():
+    readme = (ROOT / "README.md").read_text()
+    recipe = readme.split("### Decoding without torch")[1].split("```")[1]
+    venv = recipe.split("python3 -m venv ")[1].split()[0]
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert f"/{venv}/" in ignored or f"{venv}/" in ignored
+
+
+@pytest.fixture
+def small_nnc(runner, png, tmp_path):
+    out = tmp_path / "a.nnc"
+    assert runner.invoke(main, ["compress", "--refine", "0", str(png), str(out)]).exit_code == 0
+    return out
+
+
+def test_outputs_by_any_extension_pillow_writes(runner, small_nnc, tmp_path):
+    from PIL import features
+    from nnc.image_io import output_format
+    # asked of Pillow, not a list: every extension it registers a writer for
+    assert output_format("x.qoi") == "QOI" and output_format("x.tga") == "TGA"
+    assert output_format("x.psd") is None            # Pillow reads PSD, writes none
+    assert output_format("x.xyz") is None
+    out = tmp_path / "photo.qoi"
+    r = runner.invoke(main, ["decompress", str(small_nnc), str(out)])
+    assert r.exit_code == 0, r.output
+    assert Image.open(out).format == "QOI" and not (tmp_path / "a.png").exists()
+    if not features.check("avif"):
+        pytest.skip("this Pillow has no AVIF")
+    out = tmp_path / "photo.avif"
+    r = runner.invoke(main, ["decompress", str(small_nnc), str(out)])
+    assert r.exit_code == 0, r.output
+    assert Image.open(out).format == "AVIF" and Image.open(out).size == (56, 40)
+    assert not (tmp_path / "a.png").exists()
+
+
+def test_compressing_an_nnc_file_is_refused_without_force(runner, small_nnc, tmp_path):
+    before = small_nnc.read_bytes()
+    renamed = tmp_path / "photo.png"          # an .nnc by any name
+    renamed.write_bytes(before)
+    for src in (small_nnc, renamed):
+        out = tmp_path / "b.nnc"
+        r = runner.invoke(main, ["compress", str(src), str(out)])
+        assert r.exit_code == 3 and not out.exists(), r.output
+        assert r.stderr.count("\n") == 1 and "is an .nnc file already" in r.stderr
+        assert "nnc decompress" in r.stderr and "--force" in r.stderr
+    r = runner.invoke(main, ["compress", "--force", "--refine", "0", str(small_nnc),
+                             str(out)])
+    assert r.exit_code == 0 and out.exists()
+    assert "note:" in r.stderr and "loses quality" in r.stderr
+    assert small_nnc.read_bytes() == before
+
+
+def test_skip_existing_resumes_a_batch(runner, tmp_path):
+    ins = []
+    for i in range(3):
+        p = tmp_path / f"im{i}.png"
+        p.write_bytes(png_bytes(smooth_image(16, 24, seed=i)))
+        ins.append(str(p))
+    out = tmp_path / "out"
+    r = runner.invoke(main, ["compress", "-j", "1", "--refine", "0", *ins, "-o", str(out)])
+    assert r.exit_code == 0
+    assert r.stderr.strip().splitlines()[-1] == "nnc: 3 written, 0 skipped, 0 failed (of 3 inputs)"
+    r = runner.invoke(main, ["compress", "-j", "1", "--refine", "0", *ins, "-o", str(out)])
+    assert r.exit_code == 5 and "3 failed" in r.stderr        # a rerun without the flag
+    outputs = {p.name: p.read_bytes() for p in out.iterdir()}
+    (out / "im1.nnc").write_bytes(outputs["im1.nnc"][:-20])   # cut short by someone else
+    r = runner.invoke(main, ["compress", "-j", "1", "--skip-existing", *ins, "-o", str(out)])
+    assert r.exit_code == 5
+    assert r.stderr.strip().splitlines() == [
+        f"nnc: error: {out / 'im1.nnc'}: exists and does not decode (use --force to replace "
+        "it)", "nnc: 0 written, 2 skipped, 1 failed (of 3 inputs)"]
+    r = runner.invoke(main, ["compress", "-j", "1", "--refine", "0", "--skip-existing",
+                             "--force", *ins, "-o", str(out)])
+    assert r.exit_code == 0
+    assert r.stderr.strip() == "nnc: 1 written, 2 skipped, 0 failed (of 3 inputs)"
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == outputs
+    # decompress: the same rule for images
+    dec = tmp_path / "dec"
+    nncs = sorted(str(p) for p in out.iterdir())
+    assert runner.invoke(main, ["decompress", "-j", "1", *nncs, "-o", str(dec)]).exit_code == 0
+    (dec / "im2.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    r = runner.invoke(main, ["decompress", "-j", "1", "--skip-existing", "-f", *nncs, "-o",
+                             str(dec)])
+    assert r.exit_code == 0 and r.stderr.strip() == \
+        "nnc: 1 written, 2 skipped, 0 failed (of 3 inputs)"
+    assert Image.open(dec / "im2.png").size == (24, 16)
+    # one input: kept, and said so
+    r = runner.invoke(main, ["decompress", "--skip-existing", nncs[0], str(dec / "im0.png")])
+    assert r.exit_code == 0 and "exists and decodes; skipped" in r.stderr
+
+
+def test_ctrl_c_in_a_batch_says_what_was_kept(runner, tmp_path, monkeypatch):
+    import nnc.codec as codec
+    ins = []
+    for i in range(4):
+        p = tmp_path / f"im{i}.png"
+        p.write_bytes(png_bytes(smooth_image(16, 24, seed=i)))
+        ins.append(str(p))
+    out = tmp_path / "out"
+    real, calls = codec.compress, []
+
+    def interrupted_at_the_third(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    monkeypatch.setattr(codec, "compress", interrupted_at_the_third)
+    r = runner.invoke(main, ["compress", "-j", "1", "--refine", "0", *ins, "-o", str(out)])
+    assert r.exit_code == 130
+    assert r.stderr.strip().splitlines() == [
+        "nnc: stopped: 2 written, 0 skipped, 0 failed, 2 not done (of 4 inputs); the 2 "
+        "outputs written or skipped are kept (--skip-existing resumes)", "nnc: interrupted"]
+    assert sorted(p.name for p in out.iterdir()) == ["im0.nnc", "im1.nnc"]
+
+
+def test_info_json_is_one_shape_with_float32_values_as_written(runner, png, tmp_path):
+    out = tmp_path / "q.nnc"
+    assert runner.invoke(main, ["compress", "-q", "0.6", "--refine", "0", str(png),
+                                str(out)]).exit_code == 0
+    one = runner.invoke(main, ["info", "--json", str(out)])
+    two = runner.invoke(main, ["info", "--json", str(out), str(out)])
+    assert isinstance(json.loads(one.stdout), list) and len(json.loads(two.stdout)) == 2
+    assert json.loads(one.stdout)[0] == json.loads(two.stdout)[1]
+    assert '"quality": 0.6,' in one.stdout and "0.6000000238" not in one.stdout
+    assert np.float32(json.loads(one.stdout)[0]["header"]["quality"]) == np.float32(0.6)
+    assert "list" in runner.invoke(main, ["info", "--help"]).stdout
+    bad = runner.invoke(main, ["info", "--json", str(png)])
+    assert bad.exit_code == 4 and json.loads(bad.stdout) == []
+
+
+def test_decompress_help_and_output_quality(runner, small_nnc, tmp_path):
+    from PIL import JpegImagePlugin
+    text = runner.invoke(main, ["decompress", "--help"]).stdout
+    assert "to PNG." not in text and "extension" in text and "--out-quality" in text
+    sizes = {}
+    for q in (None, "40"):
+        for ext in (".jpg", ".webp"):
+            out = tmp_path / f"o{q}{ext}"
+            args = ["decompress", str(small_nnc), str(out)] + (["--out-quality", q] if q else [])
+            assert runner.invoke(main, args).exit_code == 0
+            sizes[q, ext] = out.stat().st_size
+            if ext == ".jpg":
+                assert JpegImagePlugin.get_sampling(Image.open(out)) == 0    # 4:4:4
+    assert sizes["40", ".jpg"] < sizes[None, ".jpg"]
+    assert sizes["40", ".webp"] < sizes[None, ".webp"]
+    r = runner.invoke(main, ["decompress", "--out-quality", "101", str(small_nnc),
+                             str(tmp_path / "x.jpg")])
+    assert r.exit_code == 2
+
+
+def test_skip_existing_leaves_pillows_global_limits_alone(tmp_path, monkeypatch):
+    """Whether an existing image output decodes is checked as read_image opens images:
+    without Pillow's bomb check and without changing its process-wide limits."""
+    from PIL import PngImagePlugin
+
+    from nnc.resume import output_decodes
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)   # a 20x20 image is a "bomb"
+    path = tmp_path / "out.png"
+    path.write_bytes(png_bytes(smooth_image(20, 20)))
+    text_limit = PngImagePlugin.MAX_TEXT_CHUNK
+    assert output_decodes(path)
+    assert Image.MAX_IMAGE_PIXELS == 100 and PngImagePlugin.MAX_TEXT_CHUNK == text_limit
+    assert not output_decodes(path, max_pixels=399)       # nnc's own size check
+    path.write_bytes(path.read_bytes()[:-30])             # cut off: not whole
+    assert not output_decodes(path)

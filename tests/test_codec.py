@@ -1,4 +1,5 @@
 """End to end through the shipped model: sizes, modes, determinism, rate, golden files."""
+import hashlib
 import json
 from pathlib import Path
 
@@ -121,6 +122,11 @@ def test_golden_files_decode():
             assert len(got.info["icc_profile"]) == entry["icc_profile_bytes"]
             assert got.info["icc_profile"] == Image.open(
                 FORMATS / "golden" / entry["decoded"]).info["icc_profile"]
+        for key in ("exif", "xmp"):       # camera metadata (since 2026-12-06), as written
+            want = entry.get(f"{key}_sha256")
+            assert (hashlib.sha256(got.info[key]).hexdigest() if key in got.info
+                    else None) == want, (entry["nnc"], key)
+    assert {"eXIf", "xMPd"} <= tags
     # both codings of the side information stay pinned: the older one and the current one
     assert {"Z1SI", "Z2SI", "Z1SA", "Z2SA", "ALPH", "iCCP"} <= tags
     # and both container versions: unchained CRCs (1) and chained ones (2, since 2026-11-30)

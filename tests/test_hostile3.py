@@ -337,10 +337,12 @@ if __name__ == "__main__":
     parent = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        while len(list(ready.iterdir())) < 2:          # both workers are in a job
+        def started():      # a worker's file, once renamed into place (not its .tmp)
+            return [int(p.name) for p in ready.iterdir() if p.name.isdigit()]
+        while len(started()) < 2:                      # both workers are in a job
             assert parent.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
-        workers = [int(p.name) for p in ready.iterdir() if p.name.isdigit()]
+        workers = started()
         assert len(workers) == 2 and all(map(_alive, workers))
     finally:
         parent.send_signal(signal.SIGKILL)
