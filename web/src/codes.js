@@ -207,6 +207,19 @@ async function readIcc(section) {
   return data;
 }
 
+const EXIF_MARKS = [[0x49, 0x49, 0x2a, 0x00], [0x4d, 0x4d, 0x00, 0x2a]]; // II*\0, MM\0*
+
+/** §6c eXIf / xMPd: one whole, non-empty zlib stream of at most 16 MiB (checked, returned). */
+async function readMetadata(section, what, exif) {
+  const { data, ok } = await inflate(section, MAX_ICC);
+  if (data.length > MAX_ICC) throw new NncError("format", `${what} is over 16 MiB`);
+  if (!ok || !data.length) throw new NncError("format", `${what} is cut off, empty or followed by other bytes`);
+  if (exif && !EXIF_MARKS.some((m) => m.every((b, i) => data[i] === b))) {
+    throw new NncError("format", `${what} does not start with a TIFF byte-order mark`);
+  }
+  return data;
+}
+
 /**
  * The container's parts a decoder checks before it needs the model (§9 items 1-10, 13).
  * @returns {{version, header, sections, side2, side1}}
@@ -251,5 +264,7 @@ export async function readCodes(file, model) {
     h, model.table, file.side1 === "Z1SA");
   const alpha = h.alpha ? await readAlpha(s.get("ALPH"), h) : null;
   const icc = s.has("iCCP") ? await readIcc(s.get("iCCP")) : null;
-  return { version: file.version, header: h, shape2: [g, h2, w2], shape1: [m, h1, w1], level2, level1, alpha, icc };
+  const exif = s.has("eXIf") ? await readMetadata(s.get("eXIf"), "the EXIF data (eXIf)", true) : null;
+  const xmp = s.has("xMPd") ? await readMetadata(s.get("xMPd"), "the XMP packet (xMPd)", false) : null;
+  return { version: file.version, header: h, shape2: [g, h2, w2], shape1: [m, h1, w1], level2, level1, alpha, icc, exif, xmp };
 }

@@ -2,9 +2,9 @@
 import { NncError } from "./errors.js";
 
 const MAGIC = [0x89, 0x4e, 0x4e, 0x43, 0x0d, 0x0a, 0x1a, 0x0a];
-export const KNOWN = ["HEAD", "Z2SA", "Z2SI", "Z2IX", "Z1SA", "Z1SI", "Z1IX", "ALPH", "iCCP", "END "];
-// §1 order (§6b: iCCP after Z1IX and ALPH)
-const RANK = { Z2SA: 0, Z2SI: 0, Z2IX: 1, Z1SA: 2, Z1SI: 2, Z1IX: 3, ALPH: 4, iCCP: 5 };
+export const KNOWN = ["HEAD", "Z2SA", "Z2SI", "Z2IX", "Z1SA", "Z1SI", "Z1IX", "ALPH", "iCCP", "eXIf", "xMPd", "END "];
+// §1 order (§6b: iCCP after Z1IX and ALPH; §6c: eXIf, then xMPd, after iCCP)
+const RANK = { Z2SA: 0, Z2SI: 0, Z2IX: 1, Z1SA: 2, Z1SI: 2, Z1IX: 3, ALPH: 4, iCCP: 5, eXIf: 6, xMPd: 7 };
 const HEAD_FIXED = 41; // §2, up to name_length
 
 const CRC_TABLE = (() => {
