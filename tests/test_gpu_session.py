@@ -45,3 +45,5 @@ def test_gpu_session_runs_on_the_cpu(tmp_path):
     state = torch.load(io.BytesIO(blob), weights_only=True)
     assert state["step"] == t["steps_to"] and "opt" not in state
     assert state["config"]["lambda_max"] == t["recipe"]["lambda_range"][1]
+    cmp = res["new_vs_old"]
+    assert len(cmp["old"]) == len(cmp["new"]) == 4 and "bd_new_vs_old_mean" in cmp

@@ -5,7 +5,10 @@
    against its golden PNG;
 2. GPU speed: compress and decompress of each image (median of 3, after a warm-up);
 3. training: the best recipe found on the CPU (training/finetune.py's defaults), resumed
-   from the committed weights, for the minutes left, then the weights in parts of 15 MiB.
+   from the committed weights, for the minutes left, then the weights in parts of 15 MiB;
+4. the new weights against the old on the carried Kodak images, without coding (ΣKL,
+   posterior-mean and exact-sample PSNR at 4 qualities; BD-rates), to decide whether the
+   files' curve is worth measuring and shipping (benchmarks/model_diagnosis.py).
 
 Everything lands in OUT: ``gpu-session.json`` (the results, written after each stage),
 ``train-log.csv``, and ``model.pt.part0``, ``.part1`` ... (join with ``cat``; a training
@@ -15,11 +18,11 @@ Preparing a call (here, in the repository root; both folders are git-ignored):
 
     bash training/gpu_prepare.sh          # .gpu-data/ (crops + Kodak), .whl/ (constriction)
 
-then one device call, carry [".gpu-data", ".whl"], timeout_s 560:
+then one device call, carry [".gpu-data", ".whl"], timeout_s 560 (nnc runs from the source
+tree there: ``nnc/weights`` is what ``pip install`` maps to ``weights/``):
 
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && \
-    python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site . \
-    && export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 && \
+    export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 && ln -sfn ../weights nnc/weights && \
     python3 training/gpu_session.py $OUT --data .gpu-data --budget 500
 
 ``--budget`` counts from the start of this script: checks and speed take what they take
@@ -39,7 +42,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE))               # finetune.py
+sys.path.insert(1, str(HERE.parent))        # benchmarks/
 
 T0 = time.monotonic()
 
@@ -159,13 +163,38 @@ def train_rest(out: Path, data: list[Path], device: str, seconds: float, tiny: b
             "images": len(list(folder.iterdir())), "parts": -(-len(blob) // part)}
 
 
+def compare(images, source: str, blob: bytes, qualities=(0.0, 0.4, 0.8, 1.0)) -> dict:
+    """The trained weights against ``source`` without coding, on ``images``."""
+    import torch
+    from benchmarks.model_diagnosis import measure
+    from nnc.metrics import bd_rate
+    from nnc.model.pln import PLN, PLNConfig
+    from nnc.model.weights import load_model
+    state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+    new = PLN(PLNConfig(**state["config"]))
+    new.load_state_dict(state["model"])
+    nets = {"old": load_model(source, "cpu").net.eval(), "new": new.eval()}
+    res = {}
+    for key, net in nets.items():
+        rows = [[measure(net, img.rgb, q) for q in qualities] for _, img in images]
+        res[key] = [{k: statistics.mean(r[i][k] for r in rows) for k in rows[0][i]}
+                    for i in range(len(qualities))]
+    for curve in ("mean", "sample"):
+        o, n = res["old"], res["new"]
+        res[f"bd_new_vs_old_{curve}"] = bd_rate(
+            [p["kl_bpp"] for p in o], [p[f"{curve}_psnr"] for p in o],
+            [p["kl_bpp"] for p in n], [p[f"{curve}_psnr"] for p in n])
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out", type=Path)
     ap.add_argument("--data", type=Path, required=True,
                     help="a folder with kodak/ (PNG) and crops/ (training images)")
     ap.add_argument("--budget", type=float, default=500.0, help="seconds for all of it")
-    ap.add_argument("--margin", type=float, default=25.0, help="seconds kept for the export")
+    ap.add_argument("--margin", type=float, default=45.0,
+                    help="seconds kept for the export and the comparison")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--images", type=int, default=4, help="Kodak images checked and timed")
     ap.add_argument("--quality", type=float, default=0.5)
@@ -196,9 +225,16 @@ def main() -> None:
         f"{res['speed']['decompress_s_median']:.3f} s; training for {left:.0f} s")
     crops = sorted(p for p in (a.data / "crops").iterdir() if p.is_dir()) or [a.data / "crops"]
     res["training"] = train_rest(a.out, crops, a.device, max(left, 1.0), a.tiny, a.source)
+    save()
+    say(f"trained: steps {res['training']['steps_from']} -> {res['training']['steps_to']}")
+    blob = b"".join((a.out / f"model.pt.part{i}").read_bytes()
+                    for i in range(res["training"]["parts"]))
+    res["new_vs_old"] = compare(images, a.source, blob)
     res["wall_s"] = round(time.monotonic() - T0, 1)
     save()
-    say(f"done: steps {res['training']['steps_from']} -> {res['training']['steps_to']}")
+    say(f"done: BD-rate of the new weights against {a.source} (ΣKL, posterior mean) "
+        f"{res['new_vs_old']['bd_new_vs_old_mean']:+.1f}%, exact sample "
+        f"{res['new_vs_old']['bd_new_vs_old_sample']:+.1f}%")
 
 
 if __name__ == "__main__":
