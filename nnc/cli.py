@@ -900,7 +900,7 @@ def train(data, out, steps, batch, crop, lr, warmup, resume, time_limit, likelih
     """Train (or fine-tune) a PLN on a folder of images.
 
     The defaults are the recipe of the shipped model pln-gpu-1. Several GPUs or machines:
-    start it with torchrun (README, "Training on several GPUs or machines")."""
+    start it with torchrun (docs/training.md, "Training on several GPUs or machines")."""
     def body():
         import time
         t_start = time.monotonic()

@@ -101,7 +101,7 @@ def refined(steps: int, settings: Settings | None = None) -> Settings:
 def default_settings(device: str | None = None) -> Settings:
     """What ``nnc compress`` uses without ``--refine`` on this device: on a GPU, where steps
     cost little, REFINE_STEPS_GPU per level; on the CPU, CPU_REFINEMENT, which keeps a Kodak
-    image under 3 s as a whole process (README, "Speed and memory")."""
+    image under 3 s as a whole process (docs/benchmarks.md, "Speed and memory")."""
     named = device if device and device != "auto" else pick_device(device)
     if named.startswith("cuda"):
         return refined(REFINE_STEPS_GPU)

@@ -521,7 +521,7 @@ def test_library_warnings_are_one_line(tmp_path, monkeypatch, png):
 def test_engines_agree_within_the_stated_bound_on_extreme_latents(monkeypatch):
     """A file crafted with level-1 posteriors pushed 16 times as far from the prior as the
     encoder puts them (the coder sends them, mostly as outliers): ONNX Runtime's and
-    torch's decodes differ by at most 2 levels (README, "Decoding without torch")."""
+    torch's decodes differ by at most 2 levels (docs/cli.md, "Decoding without torch")."""
     from nnc import codec, decoder
     from nnc.codes import read_codes
     real = codec.refine_level1
