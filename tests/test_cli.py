@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from nnc.cli import main
-from tests.conftest import png_bytes, smooth_image
+from conftest import png_bytes, smooth_image
 
 
 def test_compress_decompress_info(runner, png, tmp_path):

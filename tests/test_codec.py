@@ -10,7 +10,7 @@ from PIL import Image
 import nnc
 from nnc import codec, container, ratecontrol
 from nnc.image_io import read_image
-from tests.conftest import png_bytes, smooth_image
+from conftest import png_bytes, smooth_image
 
 FORMATS = Path(__file__).resolve().parents[1] / "formats"
 

@@ -14,7 +14,7 @@ from nnc import codec, decoder
 from nnc.codes import read_codes
 from nnc.coding import greedy, importance
 from nnc.metrics import psnr
-from tests.conftest import png_bytes
+from conftest import png_bytes
 
 GOLDEN = Path(__file__).resolve().parents[1] / "formats" / "golden"
 

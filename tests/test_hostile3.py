@@ -21,8 +21,8 @@ from nnc.cli import main
 from nnc.codes import weights_dir
 from nnc.errors import InputError, ModelError, OutputError
 from nnc.image_io import RasterImage, read_image
-from tests.conftest import png_bytes, smooth_image
-from tests.make_crafted import icc_profile, make_all
+from conftest import png_bytes, smooth_image
+from make_crafted import icc_profile, make_all
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,7 +67,7 @@ def test_the_api_refuses_them_before_encoding(crafted):
 
 def test_max_pixels_is_checked_on_the_header(crafted):
     """A header over --max-pixels is refused before its (absent) pixels are decoded."""
-    from tests.make_crafted import png_declaring
+    from make_crafted import png_declaring
     with pytest.raises(InputError, match="over the limit of 1000000"):
         read_image(png_declaring(2000, 2000), max_pixels=10 ** 6)
 
