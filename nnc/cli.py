@@ -22,6 +22,7 @@ from pathlib import Path
 import click
 
 from .container import MAX_FILE_BYTES
+from .image_io import MAX_IMAGE_BYTES
 from .errors import InputError, NNCError, OutputError, one_line
 from .malloc import keep_freed_memory
 
@@ -44,7 +45,6 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     _warn(str(message))
 
 
-MAX_IMAGE_BYTES = 1 << 30      # an input image file (a 100 MP 16-bit RGBA PNG fits)
 MAX_NNC_BYTES = MAX_FILE_BYTES  # a .nnc file (100 MP at 20 bits per pixel fits)
 
 

@@ -59,8 +59,8 @@ def latent_shapes(height: int, width: int, g: int, m: int):
 
 
 def weights_dir() -> Path:
-    import nnc.weights
-    return Path(nnc.weights.__file__).parent
+    import importlib      # nnc.weights: the data package of weights/ (pyproject's package-dir)
+    return Path(importlib.import_module("nnc.weights").__file__).parent
 
 
 def manifest(directory: Path | None = None) -> dict:
@@ -116,10 +116,10 @@ def model_entry(name: str) -> tuple[dict, np.ndarray]:
         raw = table_file.read_bytes()
     except OSError:
         raise ModelError(f"the shard-count table of model {name!r} ({table_file}) is "
-                         "missing: " + _how_to_restore(name, m)) from None
+                         "missing: " + how_to_restore(name, m)) from None
     if hashlib.sha256(raw).hexdigest() != entry.get("shard_table_sha256"):
         raise ModelError(f"the shard-count table of model {name!r} ({table_file}) is "
-                         "corrupt (sha256 mismatch): " + _how_to_restore(name, m))
+                         "corrupt (sha256 mismatch): " + how_to_restore(name, m))
     table = np.load(io.BytesIO(raw), allow_pickle=False)
     return entry, np.asarray(table, dtype=np.int64)
 
@@ -135,7 +135,7 @@ def missing_model(name: str, m: dict, for_file: bool = False) -> str:
             f"where it was made into {weights_dir()}")
 
 
-def _how_to_restore(name: str, m: dict) -> str:
+def how_to_restore(name: str, m: dict) -> str:
     return (f"reinstall nnc if {name!r} shipped with it ('pip install --force-reinstall "
             f"nnc', or from the repository), or copy the file again from the weights folder "
             f"where it was made (a model from 'nnc train --export {name}')")

@@ -241,7 +241,7 @@ def test_reading_an_image_leaves_pillows_limits_alone(monkeypatch):
 def test_api_arguments_are_checked_up_front(monkeypatch, kwargs, error, name):
     from nnc import codec
     monkeypatch.setattr(codec, "compress", lambda *a, **k: pytest.fail("encoding started"))
-    monkeypatch.setattr(nnc, "_to_raster", lambda *a: pytest.fail("the image was read"))
+    monkeypatch.setattr(nnc.api, "_to_raster", lambda *a: pytest.fail("the image was read"))
     with pytest.raises(error, match=name):
         nnc.compress(np.zeros((8, 8, 3), np.uint8), **kwargs)
 
