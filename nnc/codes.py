@@ -26,7 +26,7 @@ import numpy as np
 
 from . import container
 from .coding import LEVEL1_CODERS, LEVEL2_CODERS, coder_for
-from .coding.greedy import Level1Code
+from .coding.greedy_format import Level1Code
 from .coding.importance import Level2Code  # noqa: F401  (re-exported)
 from .errors import FormatError, ModelError
 from .image_io import MAX_ICC_BYTES, MAX_METADATA_BYTES, compute_padding, profile_fits

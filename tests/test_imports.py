@@ -1,5 +1,6 @@
-"""nnc's import structure: the layers contract in pyproject.toml (import-linter), no import
-cycle anywhere in the package, and `import nnc` without the CLI or torch."""
+"""nnc's structure: the layers contract in pyproject.toml (import-linter), no import cycle
+anywhere in the package, `import nnc` without the CLI or torch, and modules of one job (no
+module in nnc/ over 400 lines)."""
 import itertools
 import subprocess
 import sys
@@ -30,3 +31,9 @@ def test_import_nnc_imports_neither_the_cli_nor_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_no_module_is_over_400_lines():
+    long = {str(p.relative_to(ROOT)): n for p in sorted((ROOT / "nnc").rglob("*.py"))
+            if (n := len(p.read_text().splitlines())) > 400}
+    assert not long, long

@@ -163,7 +163,7 @@ def install(checkpoint: Path, name: str, table_images: list, info: dict | None =
     installs of one name, the second is refused (ModelError) and the first's files stay.
     ``replace`` replaces an installed model of that name instead. A missing manifest is
     an error, never started afresh (the shipped models would drop out of it)."""
-    from ..coding.greedy import shard_table_from_images
+    from ..coding.shard_table import shard_table_from_images
     directory = directory or weights_dir()
     check_new_model_name(name, directory, replace)
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)

@@ -11,7 +11,7 @@ from .data import IMAGE_SUFFIXES
 
 TABLE_IMAGES = 60     # training images the level-1 shard table is estimated from, at most
 TABLE_CROP = 256      # ... each cut to its central 256x256 (as the shipped tables' crops)
-TABLE_RATES = 5       # qualities per image (coding/greedy.py shard_table_from_images)
+TABLE_RATES = 5       # qualities per image (coding/shard_table.py shard_table_from_images)
 EXPORT_SHARE = 0.1    # of a --time-limit, the most the table may take (8 images at least)
 
 
@@ -48,7 +48,7 @@ def plan_export(cfg, images: list, time_limit_s: float | None) -> tuple[list, fl
     with a model of ``cfg``): at most EXPORT_SHARE of ``time_limit_s`` (8 images at least)."""
     if not images:
         return images, 1.0
-    from ..coding.greedy import level1_shards
+    from ..coding.shard_table import level1_shards
     from ..model.pln import PLN
     model = PLN(cfg).eval()
     probe = images[0]
