@@ -29,9 +29,10 @@ import numpy as np
 
 from ..lazy import torch
 from . import outliers
-from .greedy_format import (SECTIONS, Level1Code, Level1Format, Level1Search,  # noqa: F401
-                           _shard_count_rows, check_sections, decode_numpy,
-                           read_sections, shard_contexts, write_sections)
+from .greedy_format import (LEVEL, SECTIONS, Level1Code, Level1Format, Level1Search,  # noqa: F401
+                           _shard_count_rows, check_sections, decode_latent, decode_numpy,
+                           format_from_header, from_blocks, read, read_sections,
+                           shard_contexts, to_blocks, write, write_sections)
 from .prng import (STREAM_L1_OUTLIER_NOISE, STREAM_LEVEL1, block_keys, candidate_words, mix32,
                    words_to_gaussian)
 
@@ -297,18 +298,6 @@ def search_tries(mean: torch.Tensor, std: torch.Tensor, k_try: torch.Tensor, see
     return indices, sample
 
 
-# --- the block layout: (1, M, H1, W1) <-> (n_blocks, bh*bw), channel-major ---
-def to_blocks(t: "torch.Tensor", bh: int, bw: int) -> "torch.Tensor":
-    _, m, h, w = t.shape
-    return (t.reshape(m, h // bh, bh, w // bw, bw).permute(0, 1, 3, 2, 4)
-             .reshape(m * (h // bh) * (w // bw), bh * bw))
-
-
-def from_blocks(b: "torch.Tensor", m: int, h: int, w: int, bh: int, bw: int) -> "torch.Tensor":
-    return (b.reshape(m, h // bh, w // bw, bh, bw).permute(0, 1, 3, 2, 4)
-             .reshape(1, m, h, w))
-
-
 def plan(mean: "torch.Tensor", std: "torch.Tensor", fmt: Level1Format, search: Level1Search,
          kl: "torch.Tensor | None" = None):
     """Split blocks into outlier dims (sent as values, thesis Algorithm 3's rule applied to
@@ -398,3 +387,8 @@ def decode(code: Level1Code, fmt: Level1Format, shape: tuple, seed: int,
     flat[torch.as_tensor(code.outlier_positions, device=device)] = outliers.dequantize(
         torch.as_tensor(code.outlier_values, device=device))
     return from_blocks(z, *shape, fmt.block_h, fmt.block_w)
+
+
+def encode_latent(mean: "torch.Tensor", std: "torch.Tensor", ctx, search: Level1Search):
+    """The coder protocol's encode (coding/protocol.py): :func:`encode` in the context."""
+    return encode(mean, std, ctx.seed, ctx.fmt, search)

@@ -18,6 +18,7 @@ from . import outliers, sideinfo
 from .prng import STREAM_LEVEL1, block_keys_np, candidate_words_np, words_to_gaussian_np
 
 
+LEVEL = 1
 SECTIONS = {"Z1SA": 2, "Z1SI": 2, "Z1IX": 3}   # tag: rank in the file (spec §1)
 
 
@@ -212,3 +213,32 @@ def read_sections(sections: dict[str, bytes], fmt: Level1Format, shape: tuple,
         sel = flat > k
         indices[sel, k] = rix.uniform(int(sel.sum()), 1 << fmt.shard_bits)
     return Level1Code(shards, indices, out_pos, out_vals)
+
+
+# --- the block layout: (1, M, H1, W1) <-> (n_blocks, bh*bw), channel-major ---
+def to_blocks(t: "torch.Tensor", bh: int, bw: int) -> "torch.Tensor":
+    _, m, h, w = t.shape
+    return (t.reshape(m, h // bh, bh, w // bw, bw).permute(0, 1, 3, 2, 4)
+             .reshape(m * (h // bh) * (w // bw), bh * bw))
+
+
+def from_blocks(b: "torch.Tensor", m: int, h: int, w: int, bh: int, bw: int) -> "torch.Tensor":
+    return (b.reshape(m, h // bh, w // bw, bh, bw).permute(0, 1, 3, 2, 4)
+             .reshape(1, m, h, w))
+
+
+# --- the coder protocol (coding/protocol.py): one signature for both levels ---------------
+def format_from_header(hd) -> Level1Format:
+    return Level1Format.from_header(hd)
+
+
+def write(code: Level1Code, ctx) -> dict[str, bytes]:
+    return write_sections(code, ctx.fmt, ctx.table)
+
+
+def read(sections: dict[str, bytes], ctx) -> Level1Code:
+    return read_sections(sections, ctx.fmt, ctx.shape, ctx.table)
+
+
+def decode_latent(code: Level1Code, ctx) -> np.ndarray:
+    return decode_numpy(code, ctx.fmt, ctx.shape, ctx.seed)
