@@ -27,6 +27,7 @@ import numpy as np
 from . import container
 from .coding import LEVEL1_CODERS, LEVEL2_CODERS, coder_for
 from .coding.greedy_format import Level1Code
+from .coding.protocol import CoderContext
 from .coding.importance import Level2Code  # noqa: F401  (re-exported)
 from .errors import FormatError, ModelError
 from .image_io import MAX_ICC_BYTES, MAX_METADATA_BYTES, compute_padding, profile_fits
@@ -161,10 +162,10 @@ def read_codes(data: bytes, max_pixels: int) -> FileCodes:
     shape2, shape1 = latent_shapes(hd.height, hd.width, int(entry["config"]["g"]),
                                    int(entry["config"]["m"]))
     try:
-        code2 = coder2.read_sections(c.sections, int(np.prod(shape2)),
-                                     coder2.Level2Format.from_header(hd))
-        code1 = coder1.read_sections(c.sections, coder1.Level1Format.from_header(hd), shape1,
-                                     table)
+        # through the coder protocol (coding/protocol.py): one signature for both levels
+        ctx2 = CoderContext(hd.seed, shape2, coder2.format_from_header(hd))
+        ctx1 = CoderContext(hd.seed, shape1, coder1.format_from_header(hd), table)
+        code2, code1 = coder2.read(c.sections, ctx2), coder1.read(c.sections, ctx1)
     except (FormatError, KeyboardInterrupt, SystemExit, MemoryError):
         raise
     except BaseException as e:   # constriction refuses streams that do not decode (its Rust
