@@ -28,7 +28,7 @@ from benchmarks.common import RESULTS
 def posteriors(n: int, kl_per_dim_bits: float, seed: int):
     """Posteriors in prior-standardized coordinates with about the given mean KL per dim,
     shaped like the trained model's level-1 latents: the KL is mostly in the precision
-    (std well below 1) with means of about 0.5 (measured on Kodak, see README)."""
+    (std well below 1) with means of about 0.5 (measured on Kodak, see docs/benchmarks.md)."""
     g = torch.Generator().manual_seed(seed)
     log_std = -(kl_per_dim_bits * math.log(2)) * (0.7 + 0.6 * torch.rand(n, generator=g))
     mean = torch.randn(n, generator=g) * 0.5

@@ -1,4 +1,4 @@
-"""Markdown tables for the README from the benchmark results (rd.json, coder-params.json,
+"""Markdown tables for docs/benchmarks.md from the benchmark results (rd.json, coder-params.json,
 refine-params.json, coders.json, bpp-target.json, speed-*.json, large-images.json), each
 where its file exists. Prints to stdout; nothing is measured here.
 

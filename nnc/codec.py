@@ -23,7 +23,6 @@ import torch
 from . import container
 from .codes import (FileCodes, latent_shapes, read_codes, write_alpha, write_exif, write_icc,
                     write_xmp)
-from .decoder import to_gray
 from .coding import greedy as coder1, importance as coder2
 from .coding.greedy import kl_bits_standardized
 from .errors import DeviceError, InputError, ModelError
@@ -32,6 +31,7 @@ from .model import tiling
 from .model.fused import encoder_dtype, folded_analysis
 from .model.refine import MAX_PIXELS as REFINE_MAX_PIXELS, refine_level1, refine_level2
 from .model.weights import default_model_name, load_model
+from .pixels import to_gray
 from .settings import Refinement, Settings
 
 
@@ -101,7 +101,7 @@ def refined(steps: int, settings: Settings | None = None) -> Settings:
 def default_settings(device: str | None = None) -> Settings:
     """What ``nnc compress`` uses without ``--refine`` on this device: on a GPU, where steps
     cost little, REFINE_STEPS_GPU per level; on the CPU, CPU_REFINEMENT, which keeps a Kodak
-    image under 3 s as a whole process (README, "Speed and memory")."""
+    image under 3 s as a whole process (docs/benchmarks.md, "Speed and memory")."""
     named = device if device and device != "auto" else pick_device(device)
     if named.startswith("cuda"):
         return refined(REFINE_STEPS_GPU)

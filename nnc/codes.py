@@ -26,7 +26,8 @@ import numpy as np
 
 from . import container
 from .coding import LEVEL1_CODERS, LEVEL2_CODERS, coder_for
-from .coding.greedy import Level1Code
+from .coding.greedy_format import Level1Code
+from .coding.protocol import CoderContext
 from .coding.importance import Level2Code  # noqa: F401  (re-exported)
 from .errors import FormatError, ModelError
 from .image_io import MAX_ICC_BYTES, MAX_METADATA_BYTES, compute_padding, profile_fits
@@ -59,8 +60,8 @@ def latent_shapes(height: int, width: int, g: int, m: int):
 
 
 def weights_dir() -> Path:
-    import nnc.weights
-    return Path(nnc.weights.__file__).parent
+    import importlib      # nnc.weights: the data package of weights/ (pyproject's package-dir)
+    return Path(importlib.import_module("nnc.weights").__file__).parent
 
 
 def manifest(directory: Path | None = None) -> dict:
@@ -116,10 +117,10 @@ def model_entry(name: str) -> tuple[dict, np.ndarray]:
         raw = table_file.read_bytes()
     except OSError:
         raise ModelError(f"the shard-count table of model {name!r} ({table_file}) is "
-                         "missing: " + _how_to_restore(name, m)) from None
+                         "missing: " + how_to_restore(name, m)) from None
     if hashlib.sha256(raw).hexdigest() != entry.get("shard_table_sha256"):
         raise ModelError(f"the shard-count table of model {name!r} ({table_file}) is "
-                         "corrupt (sha256 mismatch): " + _how_to_restore(name, m))
+                         "corrupt (sha256 mismatch): " + how_to_restore(name, m))
     table = np.load(io.BytesIO(raw), allow_pickle=False)
     return entry, np.asarray(table, dtype=np.int64)
 
@@ -135,7 +136,7 @@ def missing_model(name: str, m: dict, for_file: bool = False) -> str:
             f"where it was made into {weights_dir()}")
 
 
-def _how_to_restore(name: str, m: dict) -> str:
+def how_to_restore(name: str, m: dict) -> str:
     return (f"reinstall nnc if {name!r} shipped with it ('pip install --force-reinstall "
             f"nnc', or from the repository), or copy the file again from the weights folder "
             f"where it was made (a model from 'nnc train --export {name}')")
@@ -161,10 +162,10 @@ def read_codes(data: bytes, max_pixels: int) -> FileCodes:
     shape2, shape1 = latent_shapes(hd.height, hd.width, int(entry["config"]["g"]),
                                    int(entry["config"]["m"]))
     try:
-        code2 = coder2.read_sections(c.sections, int(np.prod(shape2)),
-                                     coder2.Level2Format.from_header(hd))
-        code1 = coder1.read_sections(c.sections, coder1.Level1Format.from_header(hd), shape1,
-                                     table)
+        # through the coder protocol (coding/protocol.py): one signature for both levels
+        ctx2 = CoderContext(hd.seed, shape2, coder2.format_from_header(hd))
+        ctx1 = CoderContext(hd.seed, shape1, coder1.format_from_header(hd), table)
+        code2, code1 = coder2.read(c.sections, ctx2), coder1.read(c.sections, ctx1)
     except (FormatError, KeyboardInterrupt, SystemExit, MemoryError):
         raise
     except BaseException as e:   # constriction refuses streams that do not decode (its Rust

@@ -22,6 +22,7 @@ from .codes import FileCodes, manifest, weights_dir
 from .errors import ModelError, NNCWarning
 from .image_io import RasterImage
 from .model.tiles import synthesis_tiles
+from .pixels import to_8bit, to_gray  # noqa: F401  (decoder.to_gray: the one conversion)
 
 
 # ONNX Runtime's memory arena makes its tiles fast (a 12 MP photo: 19.6 s against torch's
@@ -121,17 +122,6 @@ def _run(session, part: str, model_name: str, feeds: dict):
         raise ModelError(f"the {part} graph of model {model_name!r} does not fit the model "
                          f"({len(outputs)} outputs, not {want}); reinstall nnc")
     return outputs
-
-
-def to_8bit(x: np.ndarray) -> np.ndarray:
-    """(3, h, w) floats in [0, 1] to (h, w, 3) uint8 (round half to even, spec §10)."""
-    return np.round(np.clip(x, 0, 1) * np.float32(255)).astype(np.uint8).transpose(1, 2, 0)
-
-
-def to_gray(rgb: np.ndarray) -> np.ndarray:
-    """8-bit RGB to gray (spec §10), replicated over three channels."""
-    gray = np.round(rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32))
-    return np.repeat(np.clip(gray, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
 
 
 def decompress_codes(codes: FileCodes, timings: dict | None = None) -> RasterImage:

@@ -13,6 +13,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .container import MAX_DIMENSION  # pixels a side, the format's limit
 from .errors import InputError
 
+MAX_IMAGE_BYTES = 1 << 30      # an input image file (a 100 MP 16-bit RGBA PNG fits)
 DEFAULT_MAX_PIXELS = 100_000_000
 MAX_ICC_BYTES = 16 << 20        # the format's limit on a colour profile (spec §6b)
 MAX_METADATA_BYTES = 16 << 20   # ... and on EXIF data and an XMP packet (spec §6c)

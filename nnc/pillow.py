@@ -52,7 +52,7 @@ class NNCImageFile(ImageFile.ImageFile):
 
     def load(self):
         if self._im is None and getattr(self, "_nnc_pending", False):
-            from . import with_metadata
+            from .api import with_metadata
             from .codes import read_codes
             from .container import MAX_DIMENSION, MAX_FILE_BYTES
             from .decoder import decompress
@@ -84,12 +84,12 @@ class NNCImageFile(ImageFile.ImageFile):
 
 
 def _save(im: Image.Image, fp, filename) -> None:
-    import nnc
+    from .api import compress
     opts = {k: v for k, v in im.encoderinfo.items() if k in SAVE_OPTIONS}
     q = opts.get("quality")
     if q is not None and not 0 <= q <= 1:
         raise ValueError(f"nnc's quality is a rate parameter in [0, 1], not {q!r}")
-    fp.write(nnc.compress(im, **opts))
+    fp.write(compress(im, **opts))
 
 
 def register() -> None:

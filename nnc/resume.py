@@ -23,7 +23,7 @@ def output_decodes(path: str | Path, max_pixels: int = 1 << 62) -> bool:
                     return False
                 read_codes(data, max_pixels)
                 return True
-            from .cli import MAX_IMAGE_BYTES
+            from .image_io import MAX_IMAGE_BYTES
             data = head + f.read(MAX_IMAGE_BYTES)
         if len(data) > MAX_IMAGE_BYTES:
             return False

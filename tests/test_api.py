@@ -14,7 +14,7 @@ import nnc
 from nnc import container
 from nnc.cli import main
 from nnc.errors import FormatError, InputError
-from tests.conftest import png_bytes, smooth_image
+from conftest import png_bytes, smooth_image
 
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 

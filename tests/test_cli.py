@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from nnc.cli import main
-from tests.conftest import png_bytes, smooth_image
+from conftest import png_bytes, smooth_image
 
 
 def test_compress_decompress_info(runner, png, tmp_path):
@@ -316,7 +316,7 @@ def test_models_lists_the_installed_models(runner):
 def test_heavy_imports_pause_the_garbage_collector_once(monkeypatch):
     """cli._importing: the collector is off inside the first block only, and on afterwards."""
     import gc
-    from nnc import cli
+    from nnc.cli import commands as cli
     monkeypatch.setattr(cli, "_IMPORTED", False)
     monkeypatch.setattr(gc, "freeze", lambda: None)      # keep pytest's own objects collectable
     with cli._importing():

@@ -10,7 +10,7 @@ from PIL import Image
 import nnc
 from nnc import codec, container, ratecontrol
 from nnc.image_io import read_image
-from tests.conftest import png_bytes, smooth_image
+from conftest import png_bytes, smooth_image
 
 FORMATS = Path(__file__).resolve().parents[1] / "formats"
 
@@ -45,7 +45,7 @@ def test_file_bits_close_to_kl(kodim23_crop):
     data = codec.compress(img, quality=0.7, stats=stats)
     overhead = 8 * (container.SIGNATURE_BYTES + 12 * 7 + 100)
     # pln-gpu-1 spends few bits on this crop (0.16 bpp of KL), where the side information
-    # weighs most: the file is 1.28x its KL here (1.2x-1.3x on Kodak, README)
+    # weighs most: the file is 1.28x its KL here (1.2x-1.3x on Kodak, docs/benchmarks.md)
     assert 8 * len(data) < 1.35 * (stats.kl1_bits + stats.kl2_bits) + overhead
 
 

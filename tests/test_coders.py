@@ -299,3 +299,43 @@ def test_the_cli_keeps_freed_memory():
     assert out in ("True", "False")
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         assert out == "True"
+
+
+# --- the coder protocol: every registered coder through one contract -----------------------
+from nnc.coding import LEVEL1_CODERS, LEVEL2_CODERS, SECTIONS as ALL_SECTIONS  # noqa: E402
+from nnc.coding.protocol import Coder, CoderContext  # noqa: E402
+
+
+@pytest.mark.parametrize("coder", LEVEL2_CODERS + LEVEL1_CODERS, ids=lambda c: c.__name__)
+def test_every_registered_coder_keeps_the_protocol(coder):
+    """encode -> write -> read -> decode with one signature for every coder of either level:
+    the sections are the coder's own, read back to the same integers, and decode (numpy, as
+    every engine takes it) to a latent of the context's shape that follows the posterior."""
+    from nnc.errors import FormatError
+    from nnc.settings import Settings
+    assert isinstance(coder, Coder)
+    assert coder.LEVEL in (1, 2) and coder in (LEVEL1_CODERS if coder.LEVEL == 1 else LEVEL2_CODERS)
+    shape = (6, 8, 12)
+    g = torch.Generator().manual_seed(3)
+    mean = torch.randn(1, *shape, generator=g)
+    std = torch.full((1, *shape), 0.3)
+    from types import SimpleNamespace
+    settings = Settings()
+    fmt = settings.level1 if coder.LEVEL == 1 else settings.level2
+    assert coder.format_from_header(SimpleNamespace(**fmt.header_fields())) == fmt
+    search = settings.level1_search if coder.LEVEL == 1 else settings.level2_search
+    table = np.ones((fmt.max_shards + 1,) * 3, np.int64) if coder.LEVEL == 1 else None
+    ctx = CoderContext(seed=7, shape=shape, fmt=fmt, table=table)
+    code = coder.encode_latent(mean, std, ctx, search)
+    sections = coder.write(code, ctx)
+    assert set(sections) <= set(coder.SECTIONS) <= set(ALL_SECTIONS)
+    coder.check_sections(sections)
+    back = coder.read(sections, ctx)
+    for name, value in vars(code).items():
+        assert np.array_equal(np.asarray(getattr(back, name)), np.asarray(value)), name
+    z = coder.decode_latent(back, ctx)
+    assert isinstance(z, np.ndarray) and z.dtype == np.float32 and z.shape == (1, *shape)
+    assert np.array_equal(z, coder.decode_latent(back, ctx))
+    assert np.corrcoef(z.ravel(), mean.numpy().ravel())[0, 1] > 0.8
+    with pytest.raises(FormatError):
+        coder.check_sections({})

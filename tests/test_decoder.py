@@ -14,7 +14,7 @@ from nnc import codec, decoder
 from nnc.codes import read_codes
 from nnc.coding import greedy, importance
 from nnc.metrics import psnr
-from tests.conftest import png_bytes
+from conftest import png_bytes
 
 GOLDEN = Path(__file__).resolve().parents[1] / "formats" / "golden"
 
@@ -45,6 +45,8 @@ def test_every_golden_file_decodes_alike_on_both_engines():
         from PIL import Image
         expected = np.asarray(Image.open(GOLDEN / entry["decoded"]).convert("RGB"))
         _close(a, b, expected)
+        for engine, img in (("onnx", a), ("torch", b)):     # checked always, on every engine
+            assert np.abs(img.rgb.astype(int) - expected).max() <= 2, (entry["nnc"], engine)
 
 
 @pytest.mark.parametrize("quality", [0.0, 0.5, 1.0])

@@ -21,8 +21,8 @@ from nnc.cli import main
 from nnc.codes import weights_dir
 from nnc.errors import InputError, ModelError, OutputError
 from nnc.image_io import RasterImage, read_image
-from tests.conftest import png_bytes, smooth_image
-from tests.make_crafted import icc_profile, make_all
+from conftest import png_bytes, smooth_image
+from make_crafted import icc_profile, make_all
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,7 +67,7 @@ def test_the_api_refuses_them_before_encoding(crafted):
 
 def test_max_pixels_is_checked_on_the_header(crafted):
     """A header over --max-pixels is refused before its (absent) pixels are decoded."""
-    from tests.make_crafted import png_declaring
+    from make_crafted import png_declaring
     with pytest.raises(InputError, match="over the limit of 1000000"):
         read_image(png_declaring(2000, 2000), max_pixels=10 ** 6)
 
@@ -241,7 +241,7 @@ def test_reading_an_image_leaves_pillows_limits_alone(monkeypatch):
 def test_api_arguments_are_checked_up_front(monkeypatch, kwargs, error, name):
     from nnc import codec
     monkeypatch.setattr(codec, "compress", lambda *a, **k: pytest.fail("encoding started"))
-    monkeypatch.setattr(nnc, "_to_raster", lambda *a: pytest.fail("the image was read"))
+    monkeypatch.setattr(nnc.api, "_to_raster", lambda *a: pytest.fail("the image was read"))
     with pytest.raises(error, match=name):
         nnc.compress(np.zeros((8, 8, 3), np.uint8), **kwargs)
 
@@ -521,7 +521,7 @@ def test_library_warnings_are_one_line(tmp_path, monkeypatch, png):
 def test_engines_agree_within_the_stated_bound_on_extreme_latents(monkeypatch):
     """A file crafted with level-1 posteriors pushed 16 times as far from the prior as the
     encoder puts them (the coder sends them, mostly as outliers): ONNX Runtime's and
-    torch's decodes differ by at most 2 levels (README, "Decoding without torch")."""
+    torch's decodes differ by at most 2 levels (docs/cli.md, "Decoding without torch")."""
     from nnc import codec, decoder
     from nnc.codes import read_codes
     real = codec.refine_level1

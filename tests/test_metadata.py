@@ -13,7 +13,7 @@ import nnc
 from nnc import container
 from nnc.cli import main
 from nnc.errors import FormatError
-from tests.conftest import PHONE_XMP, phone_jpeg, png_bytes, smooth_image
+from conftest import PHONE_XMP, phone_jpeg, png_bytes, smooth_image
 
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 TAGS = lambda data: [t for t, *_ in container.iter_sections(data)]   # noqa: E731
@@ -137,7 +137,7 @@ def test_bad_metadata_sections_are_refused():
     """Spec §9, 24: not one whole zlib stream, past 16 MiB, EXIF without a byte-order mark,
     out of order; and the reference decoder refuses the same."""
     from pathlib import Path
-    from tests import reference_decoder as ref
+    import reference_decoder as ref
     weights = Path(nnc.__file__).resolve().parents[1] / "weights"
     data = nnc.compress(smooth_image(24, 24), quality=0.3, refine=0)
     exif = b"II*\0" + bytes(8)

@@ -6,7 +6,6 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ import pytest
 import nnc.cli as cli
 from nnc.cli import main
 from nnc.errors import InputError, OutputError
-from tests.conftest import png_bytes, smooth_image
+from conftest import png_bytes, smooth_image
 
 
 @pytest.fixture
@@ -88,24 +87,38 @@ def test_interrupt_while_creating_the_temporary_leaves_nothing(tmp_path, monkeyp
 
 
 def test_sigterm_exits_143_and_leaves_no_part_file(png, tmp_path):
-    big = tmp_path / "big.png"
-    # 4 MP: about 7 s to compress on 2 cores (2 MP took 4.2 s, too close to the signal)
-    big.write_bytes(png_bytes(smooth_image(2048, 2048)))
-    p = subprocess.Popen([sys.executable, "-m", "nnc.cli", "compress", "--refine", "0",
-                          str(big), str(tmp_path / "o.nnc")], stderr=subprocess.PIPE)
-    time.sleep(3)                    # past start-up (about 1 s), inside the encoder
+    """SIGTERM inside the encoder: the command's process says on stdout when the encoder has
+    started (a readiness handshake, not a sleep) and then waits there for the signal."""
+    code = f"""
+import sys, threading
+import nnc.codec
+real = nnc.codec.compress
+def compress(*a, **k):          # inside the encoder: say so, and wait for the signal
+    print("ready", flush=True)
+    threading.Event().wait()
+    return real(*a, **k)
+nnc.codec.compress = compress
+from nnc.cli import main
+sys.argv = ["nnc", "compress", "--refine", "0", {str(png)!r}, {str(tmp_path / "o.nnc")!r}]
+main()
+"""
+    script = tmp_path / "drive.py"
+    script.write_text(code)
+    p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    assert p.stdout.readline() == b"ready\n"
     p.send_signal(signal.SIGTERM)
     err = p.communicate(timeout=60)[1].decode()
     assert p.returncode == 143, err
     assert "terminated" in err and "Traceback" not in err
-    assert sorted(x.name for x in tmp_path.iterdir()) == ["big.png", "in.png"]
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["drive.py", "in.png"]
 
 
 def test_endless_inputs_are_refused_early():
-    t = time.perf_counter()
+    """A read stops at the limit (/dev/zero never ends: without the limit this never returns;
+    the time it takes is measured by benchmarks/time_limits.py)."""
     with pytest.raises(InputError, match="larger than"):
         cli.read_input("/dev/zero", limit=1 << 20)
-    assert time.perf_counter() - t < 5
 
 
 def test_an_output_that_is_its_own_input_is_refused(runner, nnc_file, tmp_path):

@@ -21,7 +21,7 @@ from nnc.coding import sideinfo
 from nnc.errors import FormatError, ModelError
 from nnc.image_io import RasterImage
 from nnc.settings import Settings
-import reference_decoder as ref    # tests/ is on sys.path (pytest's rootdir-less import)
+import reference_decoder as ref
 from mutate import join_sections, mutate, split_sections
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ from nnc.model import tiling
 from nnc.model.pln import quality_to_lambda
 from nnc.model.weights import load_model
 
-from tests.conftest import smooth_image
+from conftest import smooth_image
 
 
 

@@ -2,17 +2,15 @@
 nnc computes: every golden file's integers, the shared-randomness words and Gaussians, and
 one golden file's latents (torch's decoder within the spec's tolerances)."""
 import json
-import sys
 from pathlib import Path
 
+import make_vectors
 import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "formats" / "golden"
 VECTORS = GOLDEN / "vectors"
-sys.path.insert(0, str(ROOT / "formats"))
-import make_vectors  # noqa: E402
 
 
 def _golden():

@@ -21,6 +21,7 @@ from nnc.errors import FormatError, ModelError
 from nnc.image_io import RasterImage
 from nnc.metrics import psnr
 from nnc.settings import Settings
+import make_vectors
 from mutate import join_sections, mutate, split_sections
 from test_reference_decoder import FRESH, _image
 
@@ -28,8 +29,6 @@ ROOT = Path(__file__).resolve().parents[1]
 WEB = ROOT / "web"
 GOLDEN = ROOT / "formats" / "golden"
 KODIM23 = Path("/work/shared/data/kodak/kodim23.png")
-sys.path.insert(0, str(ROOT / "formats"))
-import make_vectors  # noqa: E402
 
 NODE = shutil.which("node")
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or (

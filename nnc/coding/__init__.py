@@ -5,8 +5,9 @@ A coder module provides: ``SECTIONS`` (its tags and their rank in the file, spec
 format (the header fields it reads, ``Level1Format``/``Level2Format`` with ``from_header``
 and ``header_fields``), its encoder-only settings, its code (the integers a file carries),
 ``encode``, ``decode``, ``write_sections`` and ``read_sections`` (the latter without torch or
-the network). A new coder is one new module here plus its line below; the container learns
-its tags from ``SECTIONS``.
+the network), and the one-signature functions of the coder protocol (coding/protocol.py,
+checked for every coder here by tests/test_coders.py). A new coder is one new module here
+plus its line below; the container learns its tags from ``SECTIONS``.
 """
 from __future__ import annotations
 

@@ -35,6 +35,7 @@ from .prng import (STREAM_L2_GUMBEL, STREAM_L2_OUTLIER_NOISE, STREAM_LEVEL2, blo
                    block_keys_np, mix32, mix32_, mix32_np, words_to_gaussian,
                    words_to_gaussian_np, words_to_uniform)
 
+LEVEL = 2
 SECTIONS = {"Z2SA": 0, "Z2SI": 0, "Z2IX": 1}   # tag: rank in the file (spec §1); equal
                                                # ranks are alternatives
 
@@ -287,3 +288,24 @@ def read_sections(sections: dict[str, bytes], n_dims: int, fmt: Level2Format) ->
         raise FormatError("corrupt .nnc file: level-2 grouping does not match the latent size")
     idx = sideinfo.Reader(ix).uniform(n_groups, 1 << fmt.index_bits)
     return Level2Code(pos, vals, sizes, idx)
+
+
+# --- the coder protocol (coding/protocol.py): one signature for both levels ---------------
+def format_from_header(hd) -> Level2Format:
+    return Level2Format.from_header(hd)
+
+
+def write(code: Level2Code, ctx) -> dict[str, bytes]:
+    return write_sections(code, math.prod(ctx.shape), ctx.fmt)
+
+
+def read(sections: dict[str, bytes], ctx) -> Level2Code:
+    return read_sections(sections, math.prod(ctx.shape), ctx.fmt)
+
+
+def decode_latent(code: Level2Code, ctx) -> np.ndarray:
+    return decode_numpy(code, ctx.shape, ctx.seed)
+
+
+def encode_latent(mean: "torch.Tensor", std: "torch.Tensor", ctx, search: Level2Search):
+    return encode(mean, std, ctx.seed, ctx.fmt, search)[0]

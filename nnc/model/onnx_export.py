@@ -6,13 +6,12 @@ manifest (``onnx``): ``<name>.prior1.onnx`` (h_s: z2, quality -> mu_p, sigma_p) 
 float16 (the weights file's values) are stored as float16 with a Cast, so the graphs cost
 what the weights do. Re-export the installed models' graphs (and record them) with
 
-    python -m nnc.model.onnx_export pln-gpu-1 pln-cpu-1 pln-cpu-3
+    python -m nnc.model.weights pln-gpu-1 pln-cpu-1 pln-cpu-3
 """
 from __future__ import annotations
 
 import hashlib
 import io
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -89,18 +88,3 @@ def export(net, directory: Path, name: str) -> dict:
             path.write_bytes(data)
             out[part] = {"file": path.name, "sha256": hashlib.sha256(data).hexdigest()}
     return out
-
-
-def main(names: list[str]) -> None:
-    from .weights import load_model, manifest, manifest_lock, weights_dir, write_manifest
-    with manifest_lock(weights_dir()):
-        m = manifest()
-        for name in names:
-            entry = m["models"][name]
-            entry["onnx"] = export(load_model(name, "cpu").net, weights_dir(), name)
-            print(name, entry["onnx"])
-        write_manifest(m, weights_dir())
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -19,7 +19,7 @@ along each dimension (the prior's 1 plus the likelihood's), so step = 1 would be
 Newton step. The decoder couples neighbouring latents and a whole step overshoots (measured:
 it diverges; so does 0.3 on smooth images after a few steps), so a step that raises the loss
 is taken back and the step halved. From 0.5, 5 steps reach about what 50 Adam steps on the
-mean and variance reached (README, "Per-image refinement"). The variances stay as the encoder
+mean and variance reached (docs/experiments/refinement.md). The variances stay as the encoder
 made them. The distortion is taken at the posterior mean, without noise, so refinement is
 deterministic. The decoder is unchanged: it never sees the posterior.
 """

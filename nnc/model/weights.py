@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..codes import _how_to_restore, manifest, missing_model, weights_dir  # noqa: F401
+from ..codes import how_to_restore, manifest, missing_model, weights_dir  # noqa: F401
 from ..errors import ModelError, OutputError
 from .pln import DEFAULT_ARCH, PLN, build
 
@@ -60,7 +60,7 @@ def load_model(name: str | None = None, device: str = "cpu") -> Loaded:
     path = weights_dir() / entry["file"]
     if not path.is_file():
         raise ModelError(f"the weights of model {name!r} ({path}) are missing: "
-                         + _how_to_restore(name, m))
+                         + how_to_restore(name, m))
     digest = sha256_file(path)
     if digest.hex() != entry["sha256"]:
         raise ModelError(f"weights file {path} does not match its sha256 in the manifest")
@@ -163,7 +163,7 @@ def install(checkpoint: Path, name: str, table_images: list, info: dict | None =
     installs of one name, the second is refused (ModelError) and the first's files stay.
     ``replace`` replaces an installed model of that name instead. A missing manifest is
     an error, never started afresh (the shipped models would drop out of it)."""
-    from ..coding.greedy import shard_table_from_images
+    from ..coding.shard_table import shard_table_from_images
     directory = directory or weights_dir()
     check_new_model_name(name, directory, replace)
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -233,3 +233,20 @@ def install(checkpoint: Path, name: str, table_images: list, info: dict | None =
     from ..codes import model_entry
     model_entry.cache_clear()
     return entry
+
+
+def main(names: list[str]) -> None:
+    """Re-export the installed models' ONNX graphs and record them in the manifest."""
+    from .onnx_export import export as export_onnx
+    with manifest_lock(weights_dir()):
+        m = manifest()
+        for name in names:
+            entry = m["models"][name]
+            entry["onnx"] = export_onnx(load_model(name, "cpu").net, weights_dir(), name)
+            print(name, entry["onnx"])
+        write_manifest(m, weights_dir())
+
+
+if __name__ == "__main__":
+    import sys
+    main(sys.argv[1:])

@@ -1,0 +1,315 @@
+"""The commands compress, decompress, models and info, and the ``nnc`` group they belong to."""
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import signal
+import sys
+import threading
+import warnings
+from pathlib import Path
+
+import click
+
+from ..errors import InputError, NNCError, OutputError, one_line
+from ..malloc import keep_freed_memory
+from . import exits
+from .exits import _named, _on_sigterm, _run, _show_warning, _warn
+from .output import MAX_NNC_BYTES, _is_special, plan_outputs, read_input, write_output
+from .batch import SKIPPED, _batch
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="nnc")
+@click.option("--debug", is_flag=True, help="Show Python tracebacks on errors.")
+def main(debug: bool) -> None:
+    """nnc: a neural image codec that sends samples, not quantized latents."""
+    exits.DEBUG = debug
+    keep_freed_memory()
+    warnings.showwarning = _show_warning
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+_device = click.option("--device", default="auto", show_default=True,
+                       help="cpu, cuda, or auto (cuda when present).")
+_force = click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
+_outdir = click.option("-o", "--output-dir", "out_dir", type=click.Path(file_okay=False),
+                       help="Write outputs into this directory (for several inputs).")
+_skip_existing = click.option(
+    "--skip-existing", is_flag=True,
+    help="Keep outputs that exist and decode (counted as skipped): a rerun resumes a batch. "
+         "With --force, outputs that exist and do not decode are written again.")
+_jobs = click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+                     help="Worker processes for several inputs. [default: the CPU cores; "
+                          "1 on a GPU]")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(allow_dash=True))
+@_outdir
+@click.option("-q", "--quality", type=click.FloatRange(0, 1), default=None,
+              help="Rate parameter in [0, 1]: higher means more bits and better quality. "
+                   "[default: 0.5]")
+@click.option("--bpp", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Target file size in bits per pixel (search over the rate parameter, "
+                   "within 2% when in the model's range).")
+@click.option("--seed", type=click.IntRange(0, 2 ** 32 - 1), default=0, show_default=True,
+              help="Seed of the shared randomness.")
+@click.option("--refine", "refine_steps", type=click.IntRange(0, 1000), default=None,
+              help="Steps (per latent level) that fit the latents to each image: slower "
+                   "encoding, better files; decoding is unchanged. Images over 1 megapixel "
+                   "skip it. [default: 5 on a GPU; on the CPU 2 on the small level, 1 on "
+                   "the large one]")
+@click.option("--model", "model_name", default=None, help="Model name (default: shipped).")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=100_000_000,
+              show_default=True, help="Refuse images with more pixels than this.")
+@click.option("--strip", is_flag=True,
+              help="Leave out the camera metadata (EXIF, XMP: camera, date, GPS position); "
+                   "the colour profile stays.")
+@_device
+@_force
+@_skip_existing
+@_jobs
+def compress(paths, out_dir, quality, bpp, refine_steps, seed, model_name, max_pixels, strip,
+             device, force, skip_existing, jobs):
+    """Compress images (PNG, JPEG, ...) to .nnc, with their colour profile and camera
+    metadata (EXIF with the orientation applied, XMP) unless --strip.
+
+    An input that is an .nnc file already is refused (compressing it again loses quality);
+    --force compresses its decoded image again.
+
+    \b
+    nnc compress in.png out.nnc      one file
+    nnc compress in.png              writes in.nnc
+    nnc compress *.png -o outdir/    several files (-j N: N at a time)
+    nnc compress --skip-existing *.jpg -o outdir/   a rerun: resumes
+    nnc compress - - < in.png > out.nnc
+    """
+    if quality is not None and bpp is not None:
+        raise click.UsageError("give --quality or --bpp, not both")
+    _check_setup(device, model_name)
+    opts = dict(quality=0.5 if quality is None else quality, bpp=bpp, seed=seed,
+                refine_steps=refine_steps, model_name=model_name, max_pixels=max_pixels,
+                device=device, force=force, strip=strip, skip_existing=skip_existing)
+    _run(lambda: _batch(plan_outputs(paths, out_dir, ".nnc"), _compress_one, opts,
+                        "compress", jobs))
+
+
+def _check_setup(device: str, model_name: str | None = None) -> None:
+    """A device named outright must exist, and a model named must be installed: checked
+    once, before any input is read."""
+    def check():
+        if model_name is not None:
+            from ..codes import manifest, missing_model
+            from ..errors import ModelError
+            m = manifest()
+            if model_name not in m["models"]:
+                raise ModelError(missing_model(model_name, m))
+        if device not in ("auto", "cpu"):     # cpu is always there (and needs no torch)
+            from ..codec import pick_device
+            pick_device(device)
+    _run(check)
+
+
+def _kept_output(dst: str, o: dict) -> bool:
+    """Whether an existing ``dst`` is kept (--skip-existing, and it decodes: nnc/resume.py);
+    an existing output is refused without --force."""
+    if dst == "-" or not Path(dst).exists() or _is_special(Path(dst)):
+        return False
+    if o.get("skip_existing"):
+        from ..resume import output_decodes
+        if output_decodes(dst):
+            return True
+        if not o["force"]:
+            raise OutputError(f"{dst}: exists and does not decode (use --force to replace it)")
+    elif not o["force"]:
+        raise OutputError(f"{dst}: already exists (use --force to overwrite)")
+    return False
+
+
+@contextlib.contextmanager
+def _importing():
+    """Heavy imports (torch, ONNX Runtime) with Python's cyclic garbage collector paused: it
+    would otherwise run dozens of times over the hundreds of thousands of objects they
+    create, a tenth of `import torch` (1.45 -> 1.35 s here). Afterwards those objects are
+    frozen out of later collections (gc.freeze) and collection goes on as before. Only the
+    first time in a process (a batch's later inputs import nothing new, and freezing their
+    garbage would keep it)."""
+    global _IMPORTED
+    if _IMPORTED or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        _IMPORTED = True
+        gc.freeze()
+        gc.enable()
+
+
+_IMPORTED = False
+
+
+def _compress_one(src: str, dst: str, o: dict) -> str | None:
+    if _kept_output(dst, o):
+        return SKIPPED
+    with _importing():
+        from .. import codec, ratecontrol
+        from ..image_io import read_image
+    steps = o["refine_steps"]
+    settings = codec.default_settings(o["device"]) if steps is None else codec.refined(steps)
+    data = read_input(src)
+    _check_not_nnc(data, src, o["force"])
+    try:
+        img = read_image(data, max_pixels=o["max_pixels"])
+    except InputError as e:
+        raise InputError(_named(e, src)) from None
+    if o.get("strip"):
+        img = img.stripped()
+    common = dict(seed=o["seed"], model_name=o["model_name"], device=o["device"],
+                  settings=settings)
+    if o["bpp"] is not None:
+        bpp = o["bpp"]
+        data, _ = ratecontrol.compress_to_bpp(img, bpp, **common)
+        got = 8 * len(data) / (img.rgb.shape[0] * img.rgb.shape[1])
+        if abs(got / bpp - 1) > 0.05:
+            click.echo(one_line(f"nnc: note: {src}: {bpp:g} bpp is out of reach for this "
+                                f"model; wrote {got:.3f} bpp"), err=True)
+    else:
+        data = codec.compress(img, quality=o["quality"], **common)
+    write_output(dst, data, o["force"])
+    return None
+
+
+def _check_not_nnc(data: bytes, src: str, force: bool) -> None:
+    """An .nnc file given to compress (by any name) is most likely a slip: refused, or with
+    --force decoded and compressed again, with a note (each generation loses quality)."""
+    from ..container import MAGIC
+    if data[:len(MAGIC)] != MAGIC:
+        return
+    name = "stdin" if src == "-" else src
+    if not force:
+        raise InputError(f"{name}: is an .nnc file already; compressing it again loses "
+                         "quality. Decompress it with 'nnc decompress', or use --force to "
+                         "compress its decoded image again")
+    click.echo(one_line(f"nnc: note: {name}: an .nnc file; its decoded image is compressed "
+                        "again (each generation loses quality)"), err=True)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(allow_dash=True))
+@_outdir
+@click.option("--max-pixels", type=click.IntRange(min=1), default=100_000_000,
+              show_default=True, help="Refuse files that declare more pixels than this.")
+@click.option("--engine", type=click.Choice(["auto", "onnx", "torch"]), default="auto",
+              show_default=True, help="Run the networks on ONNX Runtime (no torch: fast "
+              "start) or torch; auto: ONNX Runtime on the CPU (torch for images over 16 MP, "
+              "when installed), torch with --device cuda.")
+@click.option("--out-quality", type=click.IntRange(1, 100), default=None,
+              help="Quality of JPEG, WebP and AVIF outputs (JPEG without chroma "
+                   "subsampling, 4:4:4). [default: 95]")
+@_device
+@_force
+@_skip_existing
+@_jobs
+def decompress(paths, out_dir, max_pixels, engine, out_quality, device, force, skip_existing,
+               jobs):
+    """Decompress .nnc files to images: PNG, or the format the output name's extension
+    asks for, any that this Pillow writes (.jpg, .webp, .avif, .tif, ...), with the colour
+    profile and camera metadata (EXIF, XMP) where the format holds them. -o DIR writes PNGs.
+
+    \b
+    nnc decompress in.nnc out.png
+    nnc decompress in.nnc photo.jpg --out-quality 90
+    nnc decompress *.nnc -o outdir/
+    """
+    if engine == "onnx" and device not in ("auto", "cpu"):
+        raise click.UsageError("--engine onnx runs on the CPU: drop --device or use --engine "
+                               "torch")
+    _check_setup(device)
+    from ..image_io import DEFAULT_OUT_QUALITY
+    opts = dict(max_pixels=max_pixels, device=device, force=force, engine=engine,
+                skip_existing=skip_existing,
+                out_quality=DEFAULT_OUT_QUALITY if out_quality is None else out_quality)
+    _run(lambda: _batch(plan_outputs(paths, out_dir, ".png"), _decompress_one, opts,
+                        "decompress", jobs))
+
+
+def _decompress_one(src: str, dst: str, o: dict) -> str | None:
+    if _kept_output(dst, o):
+        return SKIPPED
+    from ..codes import read_codes
+    from ..image_io import encode_for
+    # every check on the file's integers first, without torch: a bad file is refused in
+    # milliseconds and with little memory
+    codes = read_codes(read_input(src, MAX_NNC_BYTES), o["max_pixels"])
+    with _importing():
+        from ..decoder import decompress as decode, import_engine
+        import_engine(codes, o["device"], o["engine"])
+    img = decode(codes, device=o["device"], engine=o["engine"])
+    try:
+        out = encode_for(img, dst, warn=lambda m: _warn(_named(Warning(m), dst)),
+                         quality=o["out_quality"])
+    except ValueError as e:
+        raise OutputError(str(e)) from None
+    write_output(dst, out, o["force"])
+    return None
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def models(as_json):
+    """List the installed models and the range of rates they cover."""
+    def body():
+        from ..codes import manifest
+        m = manifest()
+        rows = []
+        for name, e in m["models"].items():
+            k = e.get("kodak") or []
+            rows.append({"name": name, "default": name == m.get("default"),
+                         "megabytes": round(e.get("bytes", 0) / 1e6, 1),
+                         "kodak_bpp": [k[0]["bpp"], k[-1]["bpp"]] if k else None,
+                         "kodak_psnr": [k[0]["psnr"], k[-1]["psnr"]] if k else None})
+        if as_json:
+            click.echo(json.dumps(rows, indent=2))
+            return
+        for r in rows:
+            rng = (f"Kodak {r['kodak_bpp'][0]:.2f}-{r['kodak_bpp'][1]:.2f} bpp, "
+                   f"{r['kodak_psnr'][0]:.1f}-{r['kodak_psnr'][1]:.1f} dB"
+                   if r["kodak_bpp"] else "no Kodak measurement")
+            click.echo(f"{r['name']:<16}{'(default) ' if r['default'] else '          '}"
+                       f"{r['megabytes']:>5} MB  {rng} (rate parameter 0 to 1)")
+    _run(body)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(allow_dash=True))
+@click.option("--json", "as_json", is_flag=True,
+              help="Machine-readable output: a JSON list with one object per file read, in "
+                   "the order given (a list for one file too; a file that cannot be read is "
+                   "reported on stderr and left out).")
+def info(paths, as_json):
+    """Print the header of .nnc files and where the bits went."""
+    def body():
+        from ..info import describe, format_text
+        reports, failed = [], []
+        for p in paths:      # every file is reported; a bad one is one line on stderr
+            try:
+                reports.append(describe(read_input(p, MAX_NNC_BYTES), p))
+            except NNCError as e:
+                if exits.DEBUG:
+                    raise
+                failed.append(e.exit_code)
+                click.echo(f"nnc: error: {one_line(_named(e, p))}", err=True)
+                continue
+            if not as_json:
+                click.echo(("\n" if len(reports) > 1 else "") + format_text(reports[-1]),
+                           nl=False)
+        if as_json:
+            click.echo(json.dumps(reports, indent=2))
+        if failed:
+            sys.exit(failed[0])
+    _run(body)

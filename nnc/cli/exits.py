@@ -1,0 +1,89 @@
+"""Errors and exit codes of the command line: one line on stderr per error (the traceback
+only with --debug), warnings as one line each, SIGTERM as an exception that unwinds.
+
+Exit codes (README, "Exit codes"): 0 ok, 1 internal error, 2 usage, 3 unreadable input,
+4 corrupt or unsupported .nnc, 5 output problem, 6 model or weights problem, 130
+interrupted, 143 terminated.
+"""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import NNCError, OutputError, one_line
+
+
+EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
+DEBUG = False
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"nnc: error: {one_line(message)}", err=True)
+    sys.exit(code)
+
+
+def _warn(message: str) -> None:
+    click.echo(f"nnc: warning: {one_line(message)}", err=True)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python warnings (nnc's, Pillow's, a library's) as one "nnc: warning:" line each,
+    without the source line and path Python's default adds."""
+    _warn(str(message))
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an exception so that temporary files are removed on the way out
+    (a KeyboardInterrupt, so that every layer that lets Ctrl-C through lets it through)."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+def _named(e: Exception, src: str) -> str:
+    """An error's message, starting with the input's name (once; an output problem names
+    the output instead)."""
+    name = "stdin" if src == "-" else src
+    msg = str(e)
+    if isinstance(e, OutputError) or msg.startswith(f"{name}:"):
+        return msg
+    return f"{name}: {msg}"
+
+
+def _run(fn):
+    """Run a command body: user errors become one line on stderr and an exit code."""
+    try:
+        fn()
+    except NNCError as e:
+        if DEBUG:
+            raise
+        _fail(str(e), e.exit_code)
+    except Terminated:
+        click.echo("nnc: terminated", err=True)
+        sys.exit(EXIT_TERMINATED)
+    except KeyboardInterrupt:
+        click.echo("nnc: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.exceptions.ClickException:
+        raise
+    except SystemExit:
+        raise
+    except ModuleNotFoundError as e:
+        if DEBUG or e.name != "torch":
+            raise
+        _fail("this needs PyTorch, which is not installed here (decoding does not: a "
+              "decoder-only install); install a CPU build with 'pip install torch "
+              "--index-url https://download.pytorch.org/whl/cpu' (pytorch.org lists the "
+              "CUDA builds)", 6)
+    except BaseException as e:   # a bug: say so in one line unless --debug (BaseException
+        # too: native extensions report panics that way)
+        if DEBUG:
+            raise
+        if isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and (
+                "can't allocate memory" in str(e) or "out of memory" in str(e).lower())):
+            _fail("out of memory: this machine cannot hold the image (try a smaller one, "
+                  "or lower --max-pixels to refuse such inputs early)", EXIT_INTERNAL)
+        _fail(f"internal error: {type(e).__name__}: {e} (rerun with --debug for details)",
+              EXIT_INTERNAL)
