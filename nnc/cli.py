@@ -22,6 +22,7 @@ import click
 from .container import MAX_FILE_BYTES
 from .errors import InputError, NNCError, OutputError
 from .malloc import keep_freed_memory
+from .threads import configure as configure_threads
 
 EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
 DEBUG = False
@@ -485,6 +486,7 @@ def main(debug: bool) -> None:
     global DEBUG
     DEBUG = debug
     keep_freed_memory()
+    configure_threads()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)
 
