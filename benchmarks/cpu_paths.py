@@ -38,7 +38,9 @@ def mark(name):
     w, c = time.perf_counter(), time.process_time()
     marks[name] = {"wall_s": w - w0, "cpu_s": c - c0}
     w0, c0 = w, c
-from nnc import cli  # noqa: F401  (what the CLI sets up before torch: nnc/threads.py)
+from nnc import cli
+if hasattr(cli, "configure_threads"):   # what the CLI sets up before torch (nnc/threads.py)
+    cli.configure_threads()
 from nnc import codec
 from nnc.image_io import read_image
 mark("imports")
@@ -61,7 +63,9 @@ def mark(name):
     w, c = time.perf_counter(), time.process_time()
     marks[name] = {"wall_s": w - w0, "cpu_s": c - c0}
     w0, c0 = w, c
-from nnc import cli  # noqa: F401
+from nnc import cli
+if hasattr(cli, "configure_threads"):
+    cli.configure_threads()
 from nnc.codes import read_codes
 from nnc.image_io import encode_for
 mark("imports")
