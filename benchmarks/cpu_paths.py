@@ -170,10 +170,16 @@ def main() -> None:
 
 
 def under_load(cmd: list[str], env: dict, runs: int) -> dict:
-    """The same compress on one thread alone, then with the default threads beside one
-    competing CPU-bound process (a Python busy loop)."""
+    """The same compress on one thread alone, with the default threads but idle threads
+    spinning (OMP_WAIT_POLICY=ACTIVE, libgomp's behaviour before nnc/threads.py for the
+    first 300,000 spins), then with the default threads beside one competing CPU-bound
+    process (a Python busy loop). The rows without a competitor are "alone" only on an
+    otherwise quiet machine: machine.loadavg says how quiet it was."""
     out = {"one_thread_alone": summary([timed(cmd, {**env, "OMP_NUM_THREADS": "1"})
-                                        for _ in range(runs)])}
+                                        for _ in range(runs)]),
+           # what sleeping idle threads cost on a quiet machine: the spinning policy alone
+           "default_threads_alone_active_wait": summary([
+               timed(cmd, {**env, "OMP_WAIT_POLICY": "ACTIVE"}) for _ in range(runs)])}
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         out["default_threads_with_competitor"] = summary([timed(cmd, env)
