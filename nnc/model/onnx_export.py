@@ -2,7 +2,8 @@
 
 Part of installing a model (weights.install) and shipped beside its weights, sha256 in the
 manifest (``onnx``): ``<name>.prior1.onnx`` (h_s: z2, quality -> mu_p, sigma_p) and
-``<name>.synthesis.onnx`` (g_s + 0.5: z1, quality -> x). Float initializers that are exactly
+``<name>.synthesis.onnx`` (g_s + 0.5: z1, quality -> x), their transposed convolutions in
+the sub-pixel form (layers.SubpixelDeconv; :func:`subpixel`). Float initializers that are exactly
 float16 (the weights file's values) are stored as float16 with a Cast, so the graphs cost
 what the weights do. Re-export the installed models' graphs (and record them) with
 
