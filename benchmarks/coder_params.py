@@ -235,6 +235,15 @@ VARIANTS = {
                              "l2_group_kl_bits": 12.0},
     "blk-default-l2-12-10.5": {**BLOCKS_2026_11_30, "l2_group_kl_bits": 10.5},
     "blk-default-l2-sharpen6": {**BLOCKS_2026_11_30, "l2_sharpen": 6.0},
+    # the float32 path (CPUs without native bfloat16; NNC_PRECISION=float32) at the default,
+    # and cheaper refinements for it (issue 29; coder-params-float32.json)
+    "f32-default": {**BLOCKS_2026_11_30, "refine_precision": "float32",
+                    "analysis_precision": "float32"},
+    # = `nnc compress --refine 1` and `--refine 0` on such a CPU
+    "f32-refine1": {**BLOCKS_2026_11_30, "refine_precision": "float32",
+                    "analysis_precision": "float32", "refine_l2_steps": 1, "refine_step": 0.5},
+    "f32-refine0": {**BLOCKS_2026_11_30, "refine_precision": "float32",
+                    "analysis_precision": "float32", "refine_steps": 0, "refine_l2_steps": 0},
 }
 
 
@@ -249,7 +258,9 @@ GROUPS = {"coder": [n for n in VARIANTS if not n.startswith(("refine", "lik", "p
           # refinement's precision (coder-params-precision.json)
           "precision": [n for n in VARIANTS if n.startswith("prec")],
           # block shape and shard size with the night's default (coder-params-blocks.json)
-          "blocks": [n for n in VARIANTS if n.startswith("blk")]}
+          "blocks": [n for n in VARIANTS if n.startswith("blk")],
+          # the float32 path's default and cheaper refinements (coder-params-float32.json)
+          "float32": [n for n in VARIANTS if n.startswith("f32")]}
 
 
 def settings_of(name: str) -> Settings:

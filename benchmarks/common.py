@@ -19,6 +19,46 @@ KODAK = SHARED / "data" / "kodak"
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16",
+             "amx_tile", "amx_int8", "asimd", "asimdhp", "sve", "bf16", "i8mm")
+
+
+def machine_facts() -> dict:
+    """What a speed result depends on: the CPU model, the ISA features nnc's code paths
+    depend on (AVX2, AVX-512, VNNI, AVX512-BF16 and AMX on x86; NEON = asimd, SVE, BF16 on
+    ARM) from /proc/cpuinfo, torch's own reading of them when torch is importable, the cores
+    this process may use, and the load average at the time."""
+    import os
+    import platform
+    facts: dict = {"machine": platform.machine(), "cpus": os.cpu_count(),
+                   "cpus_usable": len(os.sched_getaffinity(0))
+                   if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+                   "loadavg": list(os.getloadavg())}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        text = ""
+    model, flags = platform.processor(), set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key in ("model name", "Model", "CPU part") and model in ("", platform.machine()):
+            model = value.strip()
+        elif key in ("flags", "Features") and not flags:
+            flags = set(value.split())
+    facts["cpu_model"] = model
+    facts["isa"] = [f for f in ISA_FLAGS if f in flags]
+    try:
+        import torch
+        facts["torch"] = torch.__version__
+        facts["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+        from nnc.model.fused import fast_bf16
+        facts["native_bf16"] = fast_bf16()
+    except ImportError:
+        pass
+    return facts
+
+
 def whole_process(cmd: list[str]) -> tuple[float, int]:
     """Wall seconds and peak resident memory (KiB, /usr/bin/time) of one command; exits with
     its stderr if it fails."""

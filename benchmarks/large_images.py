@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmarks.common import KODAK, whole_process
+from benchmarks.common import KODAK, machine_facts, whole_process
 
 SIZES = {1: (1152, 864), 12: (4000, 3000), 24: (6000, 4000), 100: (10000, 10000)}
 
@@ -53,6 +53,8 @@ def main():
     nnc = [sys.executable, "-m", "nnc.cli"]
     res = json.loads(args.out.read_text()) if args.out.exists() else {}
     res.update({"machine": f"{platform.machine()} CPU, {os.cpu_count()} cores",
+                "machine_facts": machine_facts(),
+                "nnc_precision": os.environ.get("NNC_PRECISION", "auto"),
                 "note": "whole processes (Python start-up and torch import included); "
                         "default settings (refinement is skipped above 1 megapixel)"})
     res.setdefault("rows", {})

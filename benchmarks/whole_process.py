@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import KODAK, whole_process
+from benchmarks.common import KODAK, machine_facts, whole_process
 
 # one compress in a fresh process, its stages timed (the CLI's default settings on the CPU)
 PROBE = r"""
@@ -74,6 +74,8 @@ def main() -> None:
                   json.dumps(row["compress_probe"]["stages"]), flush=True)
     result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                          f"load {os.getloadavg()[0]:.2f}",
+              "machine_facts": machine_facts(),
+              "nnc_precision": os.environ.get("NNC_PRECISION", "auto"),
               "quality": a.quality, "runs": a.runs, "images": rows}
     if a.out:
         a.out.write_text(json.dumps(result, indent=2) + "\n")

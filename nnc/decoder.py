@@ -23,6 +23,7 @@ from .errors import ModelError, NNCWarning
 from .image_io import RasterImage
 from .model.tiles import synthesis_tiles
 from .pixels import to_8bit, to_gray  # noqa: F401  (decoder.to_gray: the one conversion)
+from .threads import intra_op_threads
 
 
 # ONNX Runtime's memory arena makes its tiles fast (a 12 MP photo: 19.6 s against torch's
@@ -60,19 +61,6 @@ def _torch_installed() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
-def _threads() -> int:
-    """OMP_NUM_THREADS's first number when set (OpenMP allows "4,2"), else the usable
-    cores."""
-    try:
-        return max(1, int(os.environ.get("OMP_NUM_THREADS", "").split(",")[0]))
-    except ValueError:
-        pass
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
-
-
 @lru_cache(maxsize=4)
 def sessions(model_name: str):
     """The model's prior and synthesis graphs as ONNX Runtime sessions (sha256-checked)."""
@@ -83,7 +71,8 @@ def sessions(model_name: str):
                          "--engine torch")
     ort.set_default_logger_severity(3)     # errors only: nnc says what matters itself
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = _threads()
+    opts.intra_op_num_threads = intra_op_threads()
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")   # nnc/threads.py
     opts.log_severity_level = 3
     out = []
     for part in ("prior1", "synthesis"):

@@ -241,9 +241,15 @@ def _to_pil(img: RasterImage) -> Image.Image:
         "RGBA", [*base.split(), Image.fromarray(img.alpha)])
 
 
+# zlib level of decoded PNGs: Pillow's default 6 took 0.11 s of kodim23's decode, a fifth of
+# it; level 4 takes 0.05 s for a 2.8% larger PNG (level 1: 0.03 s, +16%), the same pixels
+PNG_COMPRESS_LEVEL = 4
+
+
 def write_png(img: RasterImage, warn=None) -> bytes:
     buf = io.BytesIO()
-    _to_pil(img).save(buf, format="PNG", **_profile(img, "PNG", warn))
+    _to_pil(img).save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL,
+                      **_profile(img, "PNG", warn))
     return buf.getvalue()
 
 

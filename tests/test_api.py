@@ -145,14 +145,6 @@ def test_a_profile_of_other_pixels_is_dropped():
     assert nnc.compress(im, quality=0.3)[:8] == container.MAGIC      # a CMYK PIL image too
 
 
-def test_omp_num_threads_in_openmp_list_form(monkeypatch, tmp_path):
-    from nnc import decoder
-    monkeypatch.setenv("OMP_NUM_THREADS", "2,1")
-    assert decoder._threads() == 2
-    monkeypatch.setenv("OMP_NUM_THREADS", "")
-    assert decoder._threads() >= 1
-
-
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_device_cuda_without_cuda_is_a_usage_error(runner, png):
     r = runner.invoke(main, ["compress", "--device", "cuda", str(png)])

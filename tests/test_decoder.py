@@ -103,3 +103,22 @@ def test_engine_torch_and_onnx_from_the_cli(runner, tmp_path, kodim23_crop):
     r = runner.invoke(main, ["decompress", "--engine", "onnx", "--device", "cuda", str(src),
                              str(tmp_path / "y.png")])
     assert r.exit_code == 2
+
+
+def test_subpixel_deconv_equals_the_transposed_convolution():
+    """The exported graphs' form of g_s's and h_s's layers (layers.SubpixelDeconv): the same
+    outputs as the ConvTranspose2d up to float rounding, on odd sizes too; other layer
+    shapes are refused."""
+    import torch
+    from nnc.model.layers import SubpixelDeconv, deconv
+    torch.manual_seed(0)
+    layer = deconv(6, 5)
+    sub = SubpixelDeconv(layer)
+    for h, w in ((1, 1), (3, 8), (7, 5)):
+        x = torch.randn(2, 6, h, w)
+        with torch.no_grad():
+            want, got = layer(x), sub(x)
+        assert got.shape == want.shape == (2, 5, 2 * h, 2 * w)
+        assert torch.allclose(got, want, atol=1e-5)
+    with pytest.raises(TypeError, match="SubpixelDeconv"):
+        SubpixelDeconv(deconv(6, 5, k=3))

@@ -14,6 +14,7 @@ import click
 
 from ..errors import InputError, NNCError, OutputError, one_line
 from ..malloc import keep_freed_memory
+from ..threads import configure as configure_threads
 from . import exits
 from .exits import _named, _on_sigterm, _run, _show_warning, _warn
 from .output import MAX_NNC_BYTES, _is_special, plan_outputs, read_input, write_output
@@ -27,6 +28,7 @@ def main(debug: bool) -> None:
     """nnc: a neural image codec that sends samples, not quantized latents."""
     exits.DEBUG = debug
     keep_freed_memory()
+    configure_threads()
     warnings.showwarning = _show_warning
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)

@@ -11,6 +11,7 @@ their means; the decoder always runs the network as it is.
 """
 from __future__ import annotations
 
+import os
 from functools import partial
 from typing import Callable
 
@@ -19,6 +20,7 @@ from torch import nn
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from ..errors import DeviceError
 from .layers import GDN
 from .pln import PLN
 
@@ -34,10 +36,25 @@ def fast_bf16() -> bool:
         return False
 
 
+PRECISION_ENV = "NNC_PRECISION"
+
+
+def auto_precision() -> str:
+    """What "auto" means in this process: the environment variable NNC_PRECISION when set
+    (float32 forces the float32 path that CPUs without native bfloat16 take, on any machine;
+    bfloat16 forces bfloat16; auto or empty: the default), else auto."""
+    value = os.environ.get(PRECISION_ENV, "").strip().lower() or "auto"
+    if value not in ("auto", "float32", "bfloat16"):
+        raise DeviceError(f"{PRECISION_ENV}={value}: use float32, bfloat16 or auto")
+    return value
+
+
 def encoder_dtype(device: str, precision: str = "auto") -> torch.dtype:
     """The floats of an encoder-only pass (settings.py: ``precision`` float32, bfloat16 or
-    auto) on ``device``; auto: bfloat16 on a CPU that has it natively, float32 elsewhere
-    (GPUs, older CPUs)."""
+    auto) on ``device``; auto: NNC_PRECISION when set (:func:`auto_precision`), else
+    bfloat16 on a CPU that has it natively, float32 elsewhere (GPUs, older CPUs)."""
+    if precision == "auto":
+        precision = auto_precision()
     if precision == "auto":
         return torch.bfloat16 if device == "cpu" and fast_bf16() else torch.float32
     return {"float32": torch.float32, "bfloat16": torch.bfloat16}[precision]

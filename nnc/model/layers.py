@@ -68,3 +68,41 @@ def conv(cin: int, cout: int, k: int = 5, stride: int = 2) -> nn.Conv2d:
 def deconv(cin: int, cout: int, k: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
     return nn.ConvTranspose2d(cin, cout, k, stride=stride, padding=k // 2,
                               output_padding=stride - 1)
+
+
+class SubpixelDeconv(nn.Module):
+    """A ConvTranspose2d(k=5, stride=2, padding=2, output_padding=1) as a 3x3 convolution
+    with four outputs per channel (one per output phase) followed by depth-to-space, the
+    "sub-pixel" form (Shi et al. 2016): the same sums in another order, so equal up to
+    float rounding. ONNX Runtime's CPU ConvTranspose is about 5x slower than its Conv on
+    the synthesis (benchmarks/cpu_paths.py), so the exported graphs use this form.
+
+    Output pixel 2a + r along an axis takes input a + j with the kernel tap 2 - 2j + r
+    (j in -1..1; r = 1, j = -1 would be tap 5, outside the kernel: a zero weight)."""
+
+    def __init__(self, layer: nn.ConvTranspose2d):
+        super().__init__()
+        if (layer.kernel_size, layer.stride, layer.padding, layer.output_padding,
+                layer.groups, layer.dilation) != ((5, 5), (2, 2), (2, 2), (1, 1), 1, (1, 1)):
+            raise TypeError("SubpixelDeconv: only deconv()'s k=5, stride 2 layers")
+        w = layer.weight.detach()                       # (cin, cout, 5, 5)
+        cin, cout = w.shape[:2]
+        sub = w.new_zeros(cout, 2, 2, cin, 3, 3)        # (cout, ry, rx, cin, 3, 3)
+        for ry in range(2):
+            for jy in range(-1, 2):
+                ky = 2 - 2 * jy + ry
+                if not 0 <= ky < 5:
+                    continue
+                for rx in range(2):
+                    for jx in range(-1, 2):
+                        kx = 2 - 2 * jx + rx
+                        if 0 <= kx < 5:
+                            sub[:, ry, rx, :, jy + 1, jx + 1] = w[:, :, ky, kx].t()
+        self.conv = nn.Conv2d(cin, 4 * cout, 3, padding=1)
+        self.conv.weight.data = sub.reshape(4 * cout, cin, 3, 3)
+        bias = layer.bias.detach() if layer.bias is not None else w.new_zeros(cout)
+        self.conv.bias.data = bias.repeat_interleave(4)
+        self.out_channels = cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pixel_shuffle(self.conv(x), 2)

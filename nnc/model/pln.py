@@ -21,7 +21,10 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .layers import GDN, RateGain, conv, deconv
+from .layers import GDN, RateGain, SubpixelDeconv, conv, deconv
+
+# the layers a RateGain follows
+GAINED = (nn.Conv2d, nn.ConvTranspose2d, SubpixelDeconv)
 
 SIGMA_MIN = 1e-3
 LN2 = math.log(2.0)
@@ -90,13 +93,13 @@ class _Seq(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.gains = nn.ModuleList(
             RateGain(l.out_channels, anchors) for l in layers
-            if isinstance(l, (nn.Conv2d, nn.ConvTranspose2d)))
+            if isinstance(l, GAINED))
 
     def forward(self, x, quality):
         gi = 0
         for layer in self.layers:
             x = layer(x)
-            if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+            if isinstance(layer, GAINED):
                 x = self.gains[gi](x, quality)
                 gi += 1
         return x
