@@ -310,6 +310,8 @@ def encode_for(img: RasterImage, name: str, warn=None,
         opts["quality"] = quality
     if fmt == "JPEG":
         opts["subsampling"] = 0
+    if fmt == "PNG":
+        opts["compress_level"] = PNG_COMPRESS_LEVEL
     opts.update(_metadata(img, fmt, warn))
     buf = io.BytesIO()
     try:
