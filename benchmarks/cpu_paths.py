@@ -27,9 +27,9 @@ from pathlib import Path
 
 from benchmarks.common import KODAK, machine_facts
 
-# one compress in a fresh process, every step timed in wall and CPU seconds: imports, PNG
-# reading, compress; and codec.compress's own stages in CPU seconds
-COMPRESS_PROBE = r"""
+# the start of every probe: a clock of wall and CPU seconds per step, and the threads the CLI
+# sets up before torch starts (nnc/threads.py)
+PROBE_HEAD = r"""
 import json, sys, time
 w0, c0 = time.perf_counter(), time.process_time()
 marks = {}
@@ -38,9 +38,13 @@ def mark(name):
     w, c = time.perf_counter(), time.process_time()
     marks[name] = {"wall_s": w - w0, "cpu_s": c - c0}
     w0, c0 = w, c
-from nnc import cli
-if hasattr(cli, "configure_threads"):   # what the CLI sets up before torch (nnc/threads.py)
-    cli.configure_threads()
+from nnc import threads
+threads.configure()
+"""
+
+# one compress in a fresh process, every step timed in wall and CPU seconds: imports, PNG
+# reading, compress; and codec.compress's own stages in CPU seconds
+COMPRESS_PROBE = PROBE_HEAD + r"""
 from nnc import codec
 from nnc.image_io import read_image
 mark("imports")
@@ -57,19 +61,8 @@ mark("compress")
 print(json.dumps({"steps": marks, "compress_stages_cpu_s": stages, "bytes": len(data)}))
 """
 
-# one decompress in a fresh process, as the CLI runs it (nnc/cli.py _decompress_one)
-DECOMPRESS_PROBE = r"""
-import json, sys, time
-w0, c0 = time.perf_counter(), time.process_time()
-marks = {}
-def mark(name):
-    global w0, c0
-    w, c = time.perf_counter(), time.process_time()
-    marks[name] = {"wall_s": w - w0, "cpu_s": c - c0}
-    w0, c0 = w, c
-from nnc import cli
-if hasattr(cli, "configure_threads"):
-    cli.configure_threads()
+# one decompress in a fresh process, as the CLI runs it (nnc/cli/commands.py _decompress_one)
+DECOMPRESS_PROBE = PROBE_HEAD + r"""
 from nnc.codes import read_codes
 from nnc.image_io import encode_for
 mark("imports")
