@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import KODAK, RESULTS, SHARED, load_images
+from benchmarks.common import KODAK, RESULTS, SHARED, load_images, posterior_decodes
 from nnc.metrics import bd_rate, psnr
 
 QUALITIES = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
@@ -55,40 +55,30 @@ def load(model: str | None, checkpoint: Path | None):
 
 
 def measure(net, rgb: np.ndarray, q: float, ceiling: int = 0) -> dict:
+    from nnc.model.pln import quality_to_lambda
+    h, w, _ = rgb.shape
+    kl_bits, mean, sample = posterior_decodes(net, rgb, q)
+    lam = float(quality_to_lambda(q, net.cfg))
+    bpp = kl_bits / (h * w)
+    mse = float(np.mean((sample.astype(np.float64) - rgb) ** 2))
+    out = {"kl_bpp": bpp, "mean_psnr": psnr(rgb, mean), "sample_psnr": psnr(rgb, sample),
+           "lambda": lam, "loss": bpp + lam * mse}
+    if ceiling:
+        out["ceiling_psnr"] = psnr(rgb, synthesis_ceiling(net, rgb, q, ceiling))
+    return out
+
+
+def synthesis_ceiling(net, rgb: np.ndarray, q: float, steps: int) -> np.ndarray:
+    """g_s of a z1 fitted to ``rgb`` by ``steps`` Adam steps on the MSE (weights fixed),
+    from the posterior mean."""
     import torch
     from nnc.image_io import RasterImage
     from nnc.model import tiling
-    from nnc.model.pln import gaussian_kl_nats, quality_to_lambda
     h, w, _ = rgb.shape
+    qt = torch.tensor([q])
     with torch.no_grad():
         x = tiling.to_tensor(RasterImage(rgb, False, None), net.stride, "cpu")
-        qt = torch.tensor([q])
-        post = net.posteriors(x, qt, encode=tiling.encode)
-        (mu2, s2), (mu_p, s_p), (mu1, s1) = post.z2, post.prior1, post.z1
-        kl2 = gaussian_kl_nats(mu2, s2, torch.zeros_like(mu2), torch.ones_like(s2)).sum()
-        kl1 = gaussian_kl_nats(mu1, s1, mu_p, s_p).sum()
-        g = torch.Generator().manual_seed(0)
-        z2 = mu2 + s2 * torch.randn(mu2.shape, generator=g)
-        _, (mu1s, s1s) = net.level1(post.x, z2, qt)
-        z1 = mu1s + s1s * torch.randn(mu1s.shape, generator=g)
-        mean = tiling.decode_uint8(net, mu1, qt, h, w)
-        sample = tiling.decode_uint8(net, z1, qt, h, w)
-        lam = float(quality_to_lambda(q, net.cfg))
-    extra = {}
-    if ceiling:
-        extra["ceiling_psnr"] = psnr(rgb, synthesis_ceiling(net, x, mu1, qt, h, w, ceiling))
-    pixels = h * w
-    bpp = float(kl1 + kl2) / math.log(2) / pixels
-    mse = float(np.mean((sample.astype(np.float64) - rgb) ** 2))
-    return {"kl_bpp": bpp, "kl2_share": float(kl2 / (kl1 + kl2)), "mean_psnr": psnr(rgb, mean),
-            "sample_psnr": psnr(rgb, sample), "lambda": lam, "loss": bpp + lam * mse,
-            **extra}
-
-
-def synthesis_ceiling(net, x, z1, qt, h: int, w: int, steps: int) -> np.ndarray:
-    """g_s of a z1 fitted to ``x`` by ``steps`` Adam steps on the MSE (weights fixed)."""
-    import torch
-    from nnc.model import tiling
+        z1 = net.posteriors(x, qt, encode=tiling.encode).z1[0]
     target = x.float() / 255.0 if x.dtype == torch.uint8 else x
     z = z1.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([z], lr=0.02)

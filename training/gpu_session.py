@@ -132,6 +132,7 @@ def speed(images, device: str, quality: float, repeats: int) -> dict:
 def train_rest(out: Path, data: list[Path], device: str, seconds: float, tiny: bool,
                source: str) -> dict:
     import torch
+    import device_export
     import finetune
     from nnc.train import train
     from nnc.model.pln import PLNConfig
@@ -151,16 +152,12 @@ def train_rest(out: Path, data: list[Path], device: str, seconds: float, tiny: b
                  ckpt_every_s=60.0, log_every=200, log_every_s=30.0,
                  report=lambda line: say(line))
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    buf = io.BytesIO()
-    torch.save({k: v for k, v in state.items() if k != "opt"}, buf)
-    blob, part = buf.getvalue(), 15 << 20
-    for i in range(0, len(blob), part):
-        (out / f"model.pt.part{i // part}").write_bytes(blob[i:i + part])
+    _, parts = device_export.write_parts(state, out)
     (out / "train-log.csv").write_text((run / "log.csv").read_text())
     return {"source": source, "recipe": r, "batch": batch, "crop": crop,
             "steps_from": first,
             "steps_to": int(state["step"]), "seconds": round(time.perf_counter() - t, 1),
-            "images": len(list(folder.iterdir())), "parts": -(-len(blob) // part)}
+            "images": len(list(folder.iterdir())), "parts": parts}
 
 
 def compare(images, source: str, blob: bytes, qualities=(0.0, 0.4, 0.8, 1.0)) -> dict:
