@@ -150,8 +150,9 @@ def _image(h: int, w: int, seed: int) -> np.ndarray:
     return np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8)
 
 
-@pytest.fixture(scope="module")
-def fresh_files():
+def make_fresh_files() -> list[bytes]:
+    """The FRESH cases as files: outliers at both levels, other block sizes, group caps and
+    index widths, gray with alpha (also tests/test_web.py's)."""
     out = []
     for i, (model, q, (h, w), gray, alpha, kw) in enumerate(FRESH):
         rgb = _image(h, w, seed=i)
@@ -162,6 +163,11 @@ def fresh_files():
         out.append(codec.compress(img, q, seed=7 + i, model_name=model, device="cpu",
                                   settings=Settings().replace(**kw)))
     return out
+
+
+@pytest.fixture(scope="module")
+def fresh_files():
+    return make_fresh_files()
 
 
 def test_fresh_files_same_integers(fresh_files):

@@ -16,14 +16,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nnc import codec, container
+from nnc import container
 from nnc.errors import FormatError, ModelError
-from nnc.image_io import RasterImage
 from nnc.metrics import psnr
-from nnc.settings import Settings
 import make_vectors
 from mutate import join_sections, mutate, split_sections
-from test_reference_decoder import FRESH, _image
+from test_reference_decoder import make_fresh_files
 
 ROOT = Path(__file__).resolve().parents[1]
 WEB = ROOT / "web"
@@ -46,18 +44,8 @@ def _golden():
 
 
 def _fresh_files() -> list[bytes]:
-    """test_reference_decoder's fresh files: outliers at both levels, other block sizes,
-    group caps and index widths, gray with alpha."""
-    out = []
-    for i, (model, q, (h, w), gray, alpha, kw) in enumerate(FRESH):
-        rgb = _image(h, w, seed=i)
-        if gray:
-            rgb = np.repeat(rgb[..., :1], 3, 2)
-        a = np.tile(np.arange(w, dtype=np.uint8) * 3, (h, 1)) if alpha else None
-        out.append(codec.compress(RasterImage(rgb, gray=gray, alpha=a), q, seed=7 + i,
-                                  model_name=model, device="cpu",
-                                  settings=Settings().replace(**kw)))
-    return out
+    """test_reference_decoder's fresh files."""
+    return make_fresh_files()
 
 
 def _reframe(data: bytes, tag: bytes, payload: bytes) -> bytes:
