@@ -60,7 +60,12 @@ class _Group:
 
     def close(self, clean: bool = True) -> None:
         if self.owned:
+            import gc
             import torch.distributed as dist
+            # the run's DistributedDataParallel wrapper (its reducer holds the group) may live
+            # on in reference cycles after the loop returns: free it while the group exists,
+            # not at interpreter exit after the group is gone
+            gc.collect()
             if clean:
                 dist.barrier()          # rank 0's last checkpoint is on disk for everyone
             dist.destroy_process_group()
