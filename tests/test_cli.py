@@ -379,6 +379,19 @@ def small_nnc(runner, png, tmp_path):
     return out
 
 
+def test_a_png_output_loads_only_the_common_pillow_plugins():
+    # Image.init imports every Pillow plugin (0.05 s of a 0.7 s decompress): a .png or
+    # .jpg output needs only Image.preinit's
+    import subprocess
+    import sys
+    code = ("import sys; from nnc.image_io import output_format; "
+            "assert output_format('a.png') == 'PNG' and output_format('b.jpg') == 'JPEG'; "
+            "print('PIL.TiffImagePlugin' in sys.modules, 'PIL.QoiImagePlugin' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["False", "False"]
+
+
 def test_outputs_by_any_extension_pillow_writes(runner, small_nnc, tmp_path):
     from PIL import features
     from nnc.image_io import output_format
