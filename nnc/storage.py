@@ -181,7 +181,8 @@ def sweep_parts(folder: Path) -> None:
             continue
         try:
             os.kill(pid, 0)
-            continue                      # alive: leave it
+            if not _zombie(pid):
+                continue                  # alive: leave it
         except (ProcessLookupError, OverflowError):
             pass                          # no such process: stale
         except OSError:
@@ -191,6 +192,16 @@ def sweep_parts(folder: Path) -> None:
         except OSError:
             pass
 
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has ended but not yet been waited for (a killed worker whose parent
+    has not reaped it yet); False where /proc does not say."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 # --- URLs (fsspec) --------------------------------------------------------------------
