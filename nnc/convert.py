@@ -182,8 +182,8 @@ def decompress_file(src: str, dst: str, o: dict):
     img = decode(codes, device=o["device"], engine=o["engine"])
     notes = []
     try:
-        out = encode_for(img, dst, warn=lambda m: notes.append(f"warning: {named(Warning(m), dst)}"),
-                         quality=o["out_quality"])
+        out = encode_for(img, dst, quality=o["out_quality"],
+                         warn=lambda m: notes.append(f"warning: {named(Warning(m), dst)}"))
     except ValueError as e:
         raise OutputError(str(e)) from None
     write_output(dst, out, o["force"])
