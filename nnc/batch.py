@@ -46,9 +46,15 @@ def _with_suffix(path: str, suffix: str) -> str:
     return (head + "/" if head else "") + Path(name).stem + suffix
 
 
+def is_folder(path: str) -> bool:
+    """A local directory, or a URL ending in / (asking the store about every URL of a list
+    of millions would cost a request each)."""
+    return path.endswith("/") if storage.is_url(path) else Path(path).is_dir()
+
+
 def plan(inputs, out_dir: str | None, suffix: str) -> list[tuple[str, str]]:
     """Pairs (input, output): a file's output is ``out_dir``/its stem + ``suffix`` (or
-    beside it); a directory's files (recursively; images for compress, .nnc files for
+    beside it); a directory's (a URL ending in /) files (recursively; images for compress, .nnc files for
     decompress) keep their place under it in ``out_dir`` (or stay beside their input).
     Local output folders are made; two inputs bound for one output are refused."""
     if out_dir is not None:
@@ -58,7 +64,7 @@ def plan(inputs, out_dir: str | None, suffix: str) -> list[tuple[str, str]]:
     pairs = []
     for i in inputs:
         i = str(i)
-        if i != "-" and storage.isdir(i):
+        if i != "-" and is_folder(i):
             found = [f for f in storage.walk(i) if _accepts(storage.relative_to(f, i), suffix)]
             if not found:
                 raise InputError(f"{i}: a directory without "

@@ -286,13 +286,6 @@ def exists(path: str) -> bool:
     return Path(path).exists()
 
 
-def isdir(path: str) -> bool:
-    if is_url(path):
-        fs, p = _fs(path)
-        return fs.isdir(p)
-    return Path(path).is_dir()
-
-
 def walk(root: str) -> list[str]:
     """Every file under the directory ``root``, recursively, sorted: local paths, or URLs
     with ``root``'s protocol."""

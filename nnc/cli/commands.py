@@ -10,7 +10,7 @@ import warnings
 import click
 
 from .. import storage
-from ..batch import MANIFEST
+from ..batch import MANIFEST, is_folder
 from ..convert import compress_file, decompress_file
 from ..errors import NNCError, one_line
 from ..malloc import keep_freed_memory
@@ -78,7 +78,7 @@ def _plan(paths, out_dir, suffix, scheduler, from_list, manifest):
         paths += tuple(line.strip() for line in text.splitlines() if line.strip())
     pairs = plan_outputs(paths, out_dir, suffix)
     if manifest is None and out_dir is not None and (
-            scheduler or from_list or any(storage.isdir(p) for p in paths if p != "-")):
+            scheduler or from_list or any(is_folder(p) for p in paths if p != "-")):
         manifest = storage.join(out_dir, MANIFEST)
     return pairs, manifest
 
