@@ -61,7 +61,7 @@ mark("compress")
 print(json.dumps({"steps": marks, "compress_stages_cpu_s": stages, "bytes": len(data)}))
 """
 
-# one decompress in a fresh process, as the CLI runs it (nnc/cli/commands.py _decompress_one)
+# one decompress in a fresh process, as the CLI runs it (nnc/convert.py decompress_file)
 DECOMPRESS_PROBE = PROBE_HEAD + r"""
 from nnc.codes import read_codes
 from nnc.image_io import encode_for

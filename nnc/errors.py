@@ -40,3 +40,13 @@ class ModelError(NNCError):
 class NNCWarning(UserWarning):
     """Something a user should know that does not stop the work (a slower path taken, a
     colour profile left out); the CLI shows it as one "nnc: warning:" line."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an exception so that temporary files are removed on the way out
+    (a KeyboardInterrupt, so that every layer that lets Ctrl-C through lets it through)."""
+
+
+class ClusterError(NNCError):
+    """A Dask scheduler named (--scheduler) cannot be used: unreachable, or dask missing."""
+    exit_code = 2

@@ -8,13 +8,14 @@ from .errors import NNCError
 
 
 def output_decodes(path: str | Path, max_pixels: int = 1 << 62) -> bool:
-    """Whether the file at ``path`` is a whole output: an .nnc file whose every integer reads
-    and checks (nnc/codes.py; the networks are not run), or an image Pillow decodes
-    completely. nnc writes its outputs whole (a temporary file moved into place), so a file
+    """Whether the file at ``path`` (a local path or a URL) is a whole output: an .nnc file
+    whose every integer reads and checks (nnc/codes.py; the networks are not run), or an
+    image Pillow decodes completely. nnc writes its outputs whole (a temporary file moved into place), so a file
     that fails here came from elsewhere, or from a disk that lost it."""
     from .container import MAGIC, MAX_FILE_BYTES
+    from .storage import open_read
     try:
-        with open(path, "rb") as f:
+        with open_read(str(path)) as f:
             head = f.read(len(MAGIC))
             if head == MAGIC:
                 from .codes import read_codes

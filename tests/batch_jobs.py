@@ -23,3 +23,29 @@ def wait_forever(src, dst, opts):
     os.replace(ready + ".tmp", ready)
     while True:
         time.sleep(0.05)
+
+
+def compress_killed_mid_write(src, dst, opts):
+    """nnc's compress of one input, except that the input named ``opts["victim"]`` stops
+    inside write_output's fsync (its temporary file written, not yet moved into place)
+    after saying so (``handshake``/ready holds its process id), and waits there until the
+    test has killed its worker and written ``handshake``/go (tests/test_cluster.py)."""
+    from nnc.convert import compress_file
+    hs = opts["handshake"]
+    go = os.path.join(hs, "go")
+    if os.path.basename(src) != opts["victim"] or os.path.exists(go):
+        return compress_file(src, dst, opts)
+    real = os.fsync
+
+    def blocked(fd):
+        with open(os.path.join(hs, "ready.tmp"), "w") as f:
+            f.write(str(os.getpid()))
+        os.replace(os.path.join(hs, "ready.tmp"), os.path.join(hs, "ready"))
+        while not os.path.exists(go):
+            time.sleep(0.02)
+        real(fd)
+    os.fsync = blocked
+    try:
+        return compress_file(src, dst, opts)
+    finally:
+        os.fsync = real

@@ -314,15 +314,16 @@ def test_models_lists_the_installed_models(runner):
 
 
 def test_heavy_imports_pause_the_garbage_collector_once(monkeypatch):
-    """cli._importing: the collector is off inside the first block only, and on afterwards."""
+    """convert.importing: the collector is off inside the first block only, and on
+    afterwards."""
     import gc
-    from nnc.cli import commands as cli
+    from nnc import convert as cli
     monkeypatch.setattr(cli, "_IMPORTED", False)
     monkeypatch.setattr(gc, "freeze", lambda: None)      # keep pytest's own objects collectable
-    with cli._importing():
+    with cli.importing():
         assert not gc.isenabled()
     assert gc.isenabled() and cli._IMPORTED
-    with cli._importing():
+    with cli.importing():
         assert gc.isenabled()          # later blocks leave it alone
     assert gc.isenabled()
 

@@ -6,7 +6,7 @@ report); every human message goes to stderr. Exit codes (README, "Exit codes"):
 5 output problem, 6 model or weights problem, 130 interrupted, 143 terminated.
 
 One job per module: ``commands`` (the ``nnc`` group and compress, decompress, models,
-info), ``training`` (``nnc train``), ``batch`` (several inputs, worker processes),
+info), ``training`` (``nnc train``), ``batch`` (several inputs: failures, summary, manifest),
 ``output`` (inputs read with a limit, outputs written safely), ``exits`` (errors and exit
 codes). ``nnc.cli:main`` is the entry point; ``python -m nnc.cli`` runs it too.
 """
@@ -16,8 +16,9 @@ import os  # noqa: F401  (nnc.cli.os, nnc.cli.sys: the modules the commands writ
 import sys  # noqa: F401
 
 from ..image_io import MAX_IMAGE_BYTES  # noqa: F401
-from .batch import SKIPPED, _batch, default_jobs  # noqa: F401
-from .commands import _importing, compress, decompress, info, main, models  # noqa: F401
+from ..convert import SKIPPED  # noqa: F401
+from .batch import _batch, default_jobs  # noqa: F401
+from .commands import compress, decompress, info, main, models  # noqa: F401
 from .exits import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED,  # noqa: F401
                     EXIT_USAGE, Terminated, _run)
 from .output import MAX_NNC_BYTES, plan_outputs, read_input, write_output  # noqa: F401

@@ -1,24 +1,24 @@
 """The commands compress, decompress, models and info, and the ``nnc`` group they belong to."""
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
 import signal
 import sys
 import threading
 import warnings
-from pathlib import Path
 
 import click
 
-from ..errors import InputError, NNCError, OutputError, one_line
+from .. import storage
+from ..batch import MANIFEST, is_folder
+from ..convert import compress_file, decompress_file
+from ..errors import NNCError, one_line
 from ..malloc import keep_freed_memory
 from ..threads import configure as configure_threads
 from . import exits
-from .exits import _named, _on_sigterm, _run, _show_warning, _warn
-from .output import MAX_NNC_BYTES, _is_special, plan_outputs, read_input, write_output
-from .batch import SKIPPED, _batch
+from .exits import _named, _on_sigterm, _run, _show_warning
+from .output import MAX_NNC_BYTES, plan_outputs, read_input
+from .batch import _batch
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -48,6 +48,41 @@ _jobs = click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
                           "1 on a GPU]")
 
 
+def _cluster(f):
+    """--scheduler, --from-list, --shard-size, --manifest (docs/cluster.md)."""
+    f = click.option("--manifest", type=click.Path(dir_okay=False), default=None,
+                     help="Write the results (CSV: a row per input, a summary line last) "
+                          "here. [default with --scheduler, --from-list or a directory "
+                          "input: OUTDIR/nnc-manifest.csv]")(f)
+    f = click.option("--shard-size", type=click.IntRange(min=1), default=1,
+                     show_default=True, help="Inputs per task.")(f)
+    f = click.option("--from-list", "from_list", type=click.Path(allow_dash=True),
+                     default=None, help="Read inputs (paths or URLs), one a line, from "
+                                        "this file (- for stdin).")(f)
+    return click.option("--scheduler", default=None, metavar="ADDRESS",
+                        help="Run on this Dask cluster (tcp://host:8786); implies "
+                             "--skip-existing, as a task may run twice.")(f)
+
+
+def _planned(plan, one, opts, desc, jobs, scheduler, shard_size) -> None:
+    pairs, manifest = plan
+    _batch(pairs, one, opts, desc, jobs, scheduler, shard_size, manifest)
+
+
+def _plan(paths, out_dir, suffix, scheduler, from_list, manifest):
+    """Pairs (input, output) and the manifest's path: --from-list's inputs after the
+    arguments'; a manifest by default in -o DIR for a cluster, a list or a directory."""
+    paths = tuple(paths)
+    if from_list is not None:
+        text = read_input(from_list).decode("utf-8", "replace")
+        paths += tuple(line.strip() for line in text.splitlines() if line.strip())
+    pairs = plan_outputs(paths, out_dir, suffix)
+    if manifest is None and out_dir is not None and (
+            scheduler or from_list or any(is_folder(p) for p in paths if p != "-")):
+        manifest = storage.join(out_dir, MANIFEST)
+    return pairs, manifest
+
+
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(allow_dash=True))
 @_outdir
@@ -74,8 +109,9 @@ _jobs = click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
 @_force
 @_skip_existing
 @_jobs
+@_cluster
 def compress(paths, out_dir, quality, bpp, refine_steps, seed, model_name, max_pixels, strip,
-             device, force, skip_existing, jobs):
+             device, force, skip_existing, jobs, scheduler, from_list, shard_size, manifest):
     """Compress images (PNG, JPEG, ...) to .nnc, with their colour profile and camera
     metadata (EXIF with the orientation applied, XMP) unless --strip.
 
@@ -87,6 +123,8 @@ def compress(paths, out_dir, quality, bpp, refine_steps, seed, model_name, max_p
     nnc compress in.png              writes in.nnc
     nnc compress *.png -o outdir/    several files (-j N: N at a time)
     nnc compress --skip-existing *.jpg -o outdir/   a rerun: resumes
+    nnc compress photos/ -o outdir/  a folder, recursively
+    nnc compress --scheduler tcp://host:8786 --from-list files.txt -o s3://bucket/out/
     nnc compress - - < in.png > out.nnc
     """
     if quality is not None and bpp is not None:
@@ -94,9 +132,10 @@ def compress(paths, out_dir, quality, bpp, refine_steps, seed, model_name, max_p
     _check_setup(device, model_name)
     opts = dict(quality=0.5 if quality is None else quality, bpp=bpp, seed=seed,
                 refine_steps=refine_steps, model_name=model_name, max_pixels=max_pixels,
-                device=device, force=force, strip=strip, skip_existing=skip_existing)
-    _run(lambda: _batch(plan_outputs(paths, out_dir, ".nnc"), _compress_one, opts,
-                        "compress", jobs))
+                device=device, force=force, strip=strip,
+                skip_existing=skip_existing or scheduler is not None)
+    _run(lambda: _planned(_plan(paths, out_dir, ".nnc", scheduler, from_list, manifest),
+                           compress_file, opts, "compress", jobs, scheduler, shard_size))
 
 
 def _check_setup(device: str, model_name: str | None = None) -> None:
@@ -115,92 +154,6 @@ def _check_setup(device: str, model_name: str | None = None) -> None:
     _run(check)
 
 
-def _kept_output(dst: str, o: dict) -> bool:
-    """Whether an existing ``dst`` is kept (--skip-existing, and it decodes: nnc/resume.py);
-    an existing output is refused without --force."""
-    if dst == "-" or not Path(dst).exists() or _is_special(Path(dst)):
-        return False
-    if o.get("skip_existing"):
-        from ..resume import output_decodes
-        if output_decodes(dst):
-            return True
-        if not o["force"]:
-            raise OutputError(f"{dst}: exists and does not decode (use --force to replace it)")
-    elif not o["force"]:
-        raise OutputError(f"{dst}: already exists (use --force to overwrite)")
-    return False
-
-
-@contextlib.contextmanager
-def _importing():
-    """Heavy imports (torch, ONNX Runtime) with Python's cyclic garbage collector paused: it
-    would otherwise run dozens of times over the hundreds of thousands of objects they
-    create, a tenth of `import torch` (1.45 -> 1.35 s here). Afterwards those objects are
-    frozen out of later collections (gc.freeze) and collection goes on as before. Only the
-    first time in a process (a batch's later inputs import nothing new, and freezing their
-    garbage would keep it)."""
-    global _IMPORTED
-    if _IMPORTED or not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        _IMPORTED = True
-        gc.freeze()
-        gc.enable()
-
-
-_IMPORTED = False
-
-
-def _compress_one(src: str, dst: str, o: dict) -> str | None:
-    if _kept_output(dst, o):
-        return SKIPPED
-    with _importing():
-        from .. import codec, ratecontrol
-        from ..image_io import read_image
-    steps = o["refine_steps"]
-    settings = codec.default_settings(o["device"]) if steps is None else codec.refined(steps)
-    data = read_input(src)
-    _check_not_nnc(data, src, o["force"])
-    try:
-        img = read_image(data, max_pixels=o["max_pixels"])
-    except InputError as e:
-        raise InputError(_named(e, src)) from None
-    if o.get("strip"):
-        img = img.stripped()
-    common = dict(seed=o["seed"], model_name=o["model_name"], device=o["device"],
-                  settings=settings)
-    if o["bpp"] is not None:
-        bpp = o["bpp"]
-        data, _ = ratecontrol.compress_to_bpp(img, bpp, **common)
-        got = 8 * len(data) / (img.rgb.shape[0] * img.rgb.shape[1])
-        if abs(got / bpp - 1) > 0.05:
-            click.echo(one_line(f"nnc: note: {src}: {bpp:g} bpp is out of reach for this "
-                                f"model; wrote {got:.3f} bpp"), err=True)
-    else:
-        data = codec.compress(img, quality=o["quality"], **common)
-    write_output(dst, data, o["force"])
-    return None
-
-
-def _check_not_nnc(data: bytes, src: str, force: bool) -> None:
-    """An .nnc file given to compress (by any name) is most likely a slip: refused, or with
-    --force decoded and compressed again, with a note (each generation loses quality)."""
-    from ..container import MAGIC
-    if data[:len(MAGIC)] != MAGIC:
-        return
-    name = "stdin" if src == "-" else src
-    if not force:
-        raise InputError(f"{name}: is an .nnc file already; compressing it again loses "
-                         "quality. Decompress it with 'nnc decompress', or use --force to "
-                         "compress its decoded image again")
-    click.echo(one_line(f"nnc: note: {name}: an .nnc file; its decoded image is compressed "
-                        "again (each generation loses quality)"), err=True)
-
-
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(allow_dash=True))
 @_outdir
@@ -217,8 +170,9 @@ def _check_not_nnc(data: bytes, src: str, force: bool) -> None:
 @_force
 @_skip_existing
 @_jobs
+@_cluster
 def decompress(paths, out_dir, max_pixels, engine, out_quality, device, force, skip_existing,
-               jobs):
+               jobs, scheduler, from_list, shard_size, manifest):
     """Decompress .nnc files to images: PNG, or the format the output name's extension
     asks for, any that this Pillow writes (.jpg, .webp, .avif, .tif, ...), with the colour
     profile and camera metadata (EXIF, XMP) where the format holds them. -o DIR writes PNGs.
@@ -234,31 +188,10 @@ def decompress(paths, out_dir, max_pixels, engine, out_quality, device, force, s
     _check_setup(device)
     from ..image_io import DEFAULT_OUT_QUALITY
     opts = dict(max_pixels=max_pixels, device=device, force=force, engine=engine,
-                skip_existing=skip_existing,
+                skip_existing=skip_existing or scheduler is not None,
                 out_quality=DEFAULT_OUT_QUALITY if out_quality is None else out_quality)
-    _run(lambda: _batch(plan_outputs(paths, out_dir, ".png"), _decompress_one, opts,
-                        "decompress", jobs))
-
-
-def _decompress_one(src: str, dst: str, o: dict) -> str | None:
-    if _kept_output(dst, o):
-        return SKIPPED
-    from ..codes import read_codes
-    from ..image_io import encode_for
-    # every check on the file's integers first, without torch: a bad file is refused in
-    # milliseconds and with little memory
-    codes = read_codes(read_input(src, MAX_NNC_BYTES), o["max_pixels"])
-    with _importing():
-        from ..decoder import decompress as decode, import_engine
-        import_engine(codes, o["device"], o["engine"])
-    img = decode(codes, device=o["device"], engine=o["engine"])
-    try:
-        out = encode_for(img, dst, warn=lambda m: _warn(_named(Warning(m), dst)),
-                         quality=o["out_quality"])
-    except ValueError as e:
-        raise OutputError(str(e)) from None
-    write_output(dst, out, o["force"])
-    return None
+    _run(lambda: _planned(_plan(paths, out_dir, ".png", scheduler, from_list, manifest),
+                           decompress_file, opts, "decompress", jobs, scheduler, shard_size))
 
 
 @main.command()

@@ -11,7 +11,8 @@ import sys
 
 import click
 
-from ..errors import NNCError, OutputError, one_line
+from ..convert import named as _named  # noqa: F401
+from ..errors import NNCError, Terminated, one_line  # noqa: F401
 
 
 EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
@@ -33,23 +34,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     _warn(str(message))
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, turned into an exception so that temporary files are removed on the way out
-    (a KeyboardInterrupt, so that every layer that lets Ctrl-C through lets it through)."""
-
-
 def _on_sigterm(signum, frame):
     raise Terminated()
-
-
-def _named(e: Exception, src: str) -> str:
-    """An error's message, starting with the input's name (once; an output problem names
-    the output instead)."""
-    name = "stdin" if src == "-" else src
-    msg = str(e)
-    if isinstance(e, OutputError) or msg.startswith(f"{name}:"):
-        return msg
-    return f"{name}: {msg}"
 
 
 def _run(fn):
