@@ -133,7 +133,8 @@ def main() -> None:
             if path == "bfloat16" and not fast_bf16():
                 result["paths"][path] = "not measured: this CPU has no native bfloat16"
                 continue
-            env = env_with(NNC_PRECISION=path, OMP_NUM_THREADS=None)
+            env = env_with(NNC_PRECISION=path, OMP_NUM_THREADS=None, OMP_WAIT_POLICY=None,
+                           GOMP_SPINCOUNT=None, KMP_BLOCKTIME=None)
             row: dict = {}
             for what, cmd in (("compress", ["compress", "-f", "-q", str(a.quality), str(src),
                                             str(f)]),
@@ -167,20 +168,31 @@ def main() -> None:
 
 
 def under_load(cmd: list[str], env: dict, runs: int) -> dict:
-    """The same compress on one thread alone, with the default threads but idle threads
-    spinning (OMP_WAIT_POLICY=ACTIVE, libgomp's behaviour before nnc/threads.py for the
-    first 300,000 spins), then with the default threads beside one competing CPU-bound
-    process (a Python busy loop). The rows without a competitor are "alone" only on an
-    otherwise quiet machine: machine.loadavg says how quiet it was."""
-    out = {"one_thread_alone": summary([timed(cmd, {**env, "OMP_NUM_THREADS": "1"})
-                                        for _ in range(runs)]),
-           # what sleeping idle threads cost on a quiet machine: the spinning policy alone
-           "default_threads_alone_active_wait": summary([
-               timed(cmd, {**env, "OMP_WAIT_POLICY": "ACTIVE"}) for _ in range(runs)])}
+    """The same compress on one thread alone; with the default threads (nnc/threads.py: a
+    spin of GOMP_SPINCOUNT rounds, then sleep) alone, with idle threads sleeping at once
+    (OMP_WAIT_POLICY=PASSIVE, nnc's policy before) and spinning (ACTIVE, libgomp's
+    behaviour before nnc/threads.py for the first 300,000 spins); then beside one competing
+    CPU-bound process (a Python busy loop): the default threads (the competitor is there at
+    start-up: the process takes the free cores), and all cores forced (OMP_NUM_THREADS, a
+    competitor that comes later) with the default wait policy and with PASSIVE. The rows
+    without a competitor are "alone" only on an otherwise quiet machine: machine.loadavg
+    says how quiet it was."""
+    cores = str(os.cpu_count() or 1)
+    alone = {"one_thread_alone": {"OMP_NUM_THREADS": "1"},
+             "default_threads_alone": {},
+             "default_threads_alone_passive_wait": {"OMP_WAIT_POLICY": "PASSIVE"},
+             "default_threads_alone_active_wait": {"OMP_WAIT_POLICY": "ACTIVE"}}
+    loaded = {"default_threads_with_competitor": {},
+              "all_cores_with_competitor": {"OMP_NUM_THREADS": cores},
+              "all_cores_passive_wait_with_competitor": {"OMP_NUM_THREADS": cores,
+                                                         "OMP_WAIT_POLICY": "PASSIVE"}}
+    out = {}
+    for name, extra in alone.items():
+        out[name] = summary([timed(cmd, {**env, **extra}) for _ in range(runs)])
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
-        out["default_threads_with_competitor"] = summary([timed(cmd, env)
-                                                          for _ in range(runs)])
+        for name, extra in loaded.items():
+            out[name] = summary([timed(cmd, {**env, **extra}) for _ in range(runs)])
     finally:
         hog.kill()
         hog.wait()

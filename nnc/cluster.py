@@ -17,6 +17,7 @@ import uuid
 
 from .convert import failed_row, run_shard
 from .errors import ClusterError
+from .threads import wait_policy
 
 
 def _task(one, shard, opts: dict, debug: bool, threads: int) -> list[dict]:
@@ -25,7 +26,7 @@ def _task(one, shard, opts: dict, debug: bool, threads: int) -> list[dict]:
         sys.modules["torch"].set_num_threads(threads)
     else:               # read by torch and ONNX Runtime when they start
         os.environ["OMP_NUM_THREADS"] = str(threads)
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        wait_policy(os.environ)
     return run_shard(one, shard, opts, debug)
 
 

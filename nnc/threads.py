@@ -6,11 +6,17 @@ spins on a core for the next one. On a machine whose cores are busy with other w
 spinning threads take the cores from the threads that still have work, and a run collapses:
 kodim23's compress took 20.5 s of CPU with the default threads against 7.2 s with one
 thread on the loaded 2-core machine of issue 29 (benchmarks/results/cpu-paths-load.json).
-So threads sleep when idle (OMP_WAIT_POLICY=PASSIVE; ONNX Runtime's allow_spinning=0), and
-the process takes only the cores that are free when it starts. On a quiet machine neither
-changes the bytes written (kodim23: identical files with 1 and 2 threads, either policy).
+So idle threads spin only briefly before they sleep, and the process takes only the cores
+that are free when it starts. Sleeping at once (OMP_WAIT_POLICY=PASSIVE) cost 10-15% on a
+quiet machine (kodim23 float32 compress, 2 threads: 5.45-5.93 s); a spin of 3000 rounds
+(GOMP_SPINCOUNT, GNU OpenMP's, which torch's Linux wheels use) keeps most of spinning's
+speed (5.01-5.49 s; unbounded spinning 5.10-5.30 s) and, beside a competing CPU-bound
+process, costs 1.1-1.2x of sleeping (9.20-9.38 s against 8.12-8.47 s; 100,000 rounds: up to
+19.6 s). Other OpenMP runtimes (LLVM's, Intel's) sleep at once (KMP_BLOCKTIME=0); ONNX
+Runtime's threads do not spin (allow_spinning=0: no measurable cost on the decoder). Neither
+changes the bytes written (kodim23: identical files with 1 and 2 threads, any policy).
 
-A user's own OMP_NUM_THREADS or OMP_WAIT_POLICY is kept.
+A user's own OMP_NUM_THREADS, OMP_WAIT_POLICY, GOMP_SPINCOUNT or KMP_BLOCKTIME is kept.
 """
 from __future__ import annotations
 
@@ -54,6 +60,19 @@ def configure() -> None:
     """Set this process's thread count and wait policy for OpenMP (torch, oneDNN, MKL) and
     ONNX Runtime (nnc/decoder.py reads them), unless the user set them. Effective only
     before torch is imported."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    wait_policy(os.environ)
     if not os.environ.get("OMP_NUM_THREADS", "").strip():
         os.environ["OMP_NUM_THREADS"] = str(free_cores())
+
+
+SPIN_ROUNDS = 3000   # GOMP_SPINCOUNT: an idle thread's spin before it sleeps (see above)
+
+
+def wait_policy(env) -> None:
+    """How idle OpenMP threads wait, set in ``env`` (a process's environment, before its
+    OpenMP starts) unless the user chose: a short spin, then sleep."""
+    if any(env.get(k, "").strip() for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT",
+                                             "KMP_BLOCKTIME")):
+        return
+    env["GOMP_SPINCOUNT"] = str(SPIN_ROUNDS)
+    env["KMP_BLOCKTIME"] = "0"

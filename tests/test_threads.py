@@ -30,16 +30,24 @@ def test_runnable_others_reads_this_machine():
 
 
 def test_configure_keeps_what_the_user_set(monkeypatch):
+    for name in ("GOMP_SPINCOUNT", "KMP_BLOCKTIME"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     threads.configure()
     assert (threads.os.environ["OMP_NUM_THREADS"], threads.os.environ["OMP_WAIT_POLICY"]) \
         == ("3", "ACTIVE")
+    assert "GOMP_SPINCOUNT" not in threads.os.environ     # the user chose a policy
     monkeypatch.delenv("OMP_NUM_THREADS")
     monkeypatch.delenv("OMP_WAIT_POLICY")
+    for name in ("GOMP_SPINCOUNT", "KMP_BLOCKTIME"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(threads, "runnable_others", lambda: 0)
     threads.configure()
-    assert threads.os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    # a short spin, then sleep: GNU OpenMP's spin count, the others' block time 0
+    assert "OMP_WAIT_POLICY" not in threads.os.environ
+    assert threads.os.environ["GOMP_SPINCOUNT"] == str(threads.SPIN_ROUNDS)
+    assert threads.os.environ["KMP_BLOCKTIME"] == "0"
     assert threads.os.environ["OMP_NUM_THREADS"] == str(threads.usable_cores())
 
 
