@@ -20,7 +20,6 @@ glibc it does nothing.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 M_TRIM_THRESHOLD = -1      # mallopt's parameters (malloc.h)
 M_TOP_PAD = -2
@@ -34,9 +33,11 @@ TOP_PAD = 64 << 20        # grow the heap 64 MiB at a time (address space; pages
 def keep_freed_memory() -> bool:
     """Raise glibc's mmap and trim thresholds for this process; True when it took."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+        # this process's own symbols, the C library's among them (ctypes.util's
+        # find_library would cost 0.04 s of every command: it imports subprocess and runs
+        # ldconfig)
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError, TypeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and mallopt(M_MMAP_MAX, 0)

@@ -194,7 +194,9 @@ def read_sections(sections: dict[str, bytes], fmt: Level1Format, shape: tuple,
     r = sideinfo.Reader(side[4:])
     out_pos = r.uniform(n_out, n1)
     out_vals = r.uniform(n_out, 1 << 16)
-    if len(np.unique(out_pos)) != n_out:
+    # sorted neighbours, not np.unique (which imports numpy.ma: 0.02 s of a decode)
+    ordered = np.sort(np.asarray(out_pos, dtype=np.int64))
+    if (ordered[1:] == ordered[:-1]).any():
         raise FormatError("corrupt .nnc file: repeated level-1 outlier positions")
     shards = np.zeros((m, rows, cols), dtype=np.int64)
     if adaptive:
