@@ -32,14 +32,36 @@ def usable_cores() -> int:
 
 
 def runnable_others() -> int:
-    """Processes and threads other than this one that are running or ready to run now
-    (/proc/loadavg's fourth field counts them, this reader included); 0 where unknown."""
+    """Processes and threads of other processes that are running or ready to run now
+    (/proc/loadavg's fourth field counts them, this process's own included); 0 where
+    unknown. This process's own runnable threads are left out: numpy's OpenBLAS threads
+    spin for a while after `import numpy`, and counted as other work they made a process
+    that configured its threads early take one core of two on a quiet machine."""
     try:
         with open("/proc/loadavg") as f:
             running = int(f.read().split()[3].split("/")[0])
     except (OSError, ValueError, IndexError):
         return 0
-    return max(0, running - 1)
+    return max(0, running - own_runnable())
+
+
+def own_runnable() -> int:
+    """This process's threads that are running or ready to run (/proc/self/task), at least
+    1: the one reading."""
+    count = 0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return 1
+    for task in tasks:
+        try:
+            with open(f"/proc/self/task/{task}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if stat[stat.rindex(")") + 2:].startswith("R"):
+            count += 1
+    return max(1, count)
 
 
 def free_cores() -> int:

@@ -25,6 +25,29 @@ def test_free_cores_leave_out_other_runnable_work(monkeypatch):
         assert threads.free_cores() == cores - 1
 
 
+@pytest.mark.skipif(not threads.os.path.isdir("/proc/self/task"), reason="Linux /proc")
+def test_this_process_own_busy_threads_are_not_other_work():
+    """A thread of this process computing (as OpenBLAS's do after `import numpy`) counts
+    as its own, not as another process's work that would take a core."""
+    import hashlib
+    import threading
+    stop = threading.Event()
+    data = bytes(16 << 20)
+
+    def busy():                       # sha256 of a large buffer runs without the GIL
+        while not stop.is_set():
+            hashlib.sha256(data).digest()
+
+    t = threading.Thread(target=busy)
+    t.start()
+    try:
+        assert max(threads.own_runnable() for _ in range(20)) >= 2
+    finally:
+        stop.set()
+        t.join()
+    assert threads.own_runnable() >= 1
+
+
 def test_runnable_others_reads_this_machine():
     assert threads.runnable_others() >= 0
 
