@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import KODAK
+from benchmarks.common import KODAK, machine_facts
 
 
 def noop(src: str, dst: str, opts: dict) -> None:
@@ -83,6 +83,8 @@ def main() -> None:
     a = ap.parse_args()
     with open("/proc/loadavg") as f:
         load_before = f.read().split()
+    from nnc.threads import runnable_others
+    others_before = runnable_others()
     images = sorted(KODAK.glob("kodim*.png"))[:a.images]
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -103,9 +105,10 @@ def main() -> None:
                         "(768x512), outputs on storage that keeps up"}
     result = {"machine": platform.processor() or platform.machine(), "cores": cores,
               "loadavg_before": load_before, "loadavg_after": load_after,
-              # quiet: nothing else runnable when it started (loadavg's 4th field counts
-              # the reader itself); the 1-minute load still holds the tests run before
-              "quiet": int(load_before[3].split("/")[0]) <= 1,
+              # quiet: no other process's work runnable when it started
+              # (nnc/threads.py; this process's own threads, numpy's among them, left
+              # out); the 1-minute load may still hold work that ended just before
+              "quiet": others_before == 0, "machine_facts": machine_facts(),
               "images": [p.name for p in images], "settings": "CLI defaults on the CPU "
               "(quality 0.5, refine 2/1 steps)", "runs": runs, "model_for_n_machines": model}
     print(json.dumps(model, indent=2))

@@ -244,6 +244,17 @@ VARIANTS = {
                     "analysis_precision": "float32", "refine_l2_steps": 1, "refine_step": 0.5},
     "f32-refine0": {**BLOCKS_2026_11_30, "refine_precision": "float32",
                     "analysis_precision": "float32", "refine_steps": 0, "refine_l2_steps": 0},
+    # `nnc compress --fast` (codec.FAST): no refinement, a narrow level-1 search (beam 4,
+    # each block's shard count as planned, not chosen among three); and a wider one
+    "f32-fast": {**BLOCKS_2026_11_30, "refine_precision": "float32",
+                 "analysis_precision": "float32", "refine_steps": 0, "refine_l2_steps": 0,
+                 "l1_beam": 4, "l1_rd_offsets": (0,)},
+    "f32-fast-b4-o01": {**BLOCKS_2026_11_30, "refine_precision": "float32",
+                        "analysis_precision": "float32", "refine_steps": 0,
+                        "refine_l2_steps": 0, "l1_beam": 4, "l1_rd_offsets": (0, 1)},
+    "f32-fast-b8-o01": {**BLOCKS_2026_11_30, "refine_precision": "float32",
+                        "analysis_precision": "float32", "refine_steps": 0,
+                        "refine_l2_steps": 0, "l1_beam": 8, "l1_rd_offsets": (0, 1)},
 }
 
 

@@ -124,7 +124,7 @@ def with_metadata(pil, img):
 
 def compress(image, quality: float | None = None, bpp: float | None = None, seed: int = 0,
              model: str | None = None, device: str | None = None,
-             refine: int | None = None) -> bytes:
+             refine: int | None = None, fast: bool = False) -> bytes:
     """Compress an image to .nnc bytes. ``image``: a path, a binary file object, image
     file bytes (PNG, JPEG, ...), a PIL image or a uint8 array (HxW, HxWx3, HxWx4).
 
@@ -132,7 +132,8 @@ def compress(image, quality: float | None = None, bpp: float | None = None, seed
     bits per pixel (as ``nnc compress --bpp``). ``refine``: refinement steps per latent
     level, as ``nnc compress --refine`` (None: the CLI's default on the device: on the CPU
     2 steps on level 2 and 1 on level 1, from a smaller first step (codec.CPU_REFINEMENT);
-    5 per level on a GPU). ``seed``: an int in [0, 2**32 - 1]. Arguments out of these
+    5 per level on a GPU). ``fast``: as ``nnc compress --fast``, no refinement (unless
+    ``refine`` is given) and a narrower search, for CPUs without bfloat16. ``seed``: an int in [0, 2**32 - 1]. Arguments out of these
     ranges raise ValueError (TypeError for a wrong type) before any work; an image the
     format cannot hold (over 65536 pixels a side, or over 100 megapixels) raises
     nnc.errors.InputError."""
@@ -141,7 +142,8 @@ def compress(image, quality: float | None = None, bpp: float | None = None, seed
     seed = int(seed)
     quality = 0.5 if quality is None else float(quality)
     img = _to_raster(image)
-    settings = codec.default_settings(device) if refine is None else codec.refined(int(refine))
+    settings = codec.encoder_settings(device, None if refine is None else int(refine),
+                                      bool(fast))
     if bpp is not None:
         from .ratecontrol import compress_to_bpp
         return compress_to_bpp(img, float(bpp), seed=seed, model_name=model, device=device,

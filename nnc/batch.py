@@ -180,8 +180,8 @@ def _batch(inputs, out_dir, suffix, one, opts, jobs, scheduler, shard_size, mani
 
 
 def compress(inputs, out_dir=None, *, quality: float | None = None, bpp: float | None = None,
-             seed: int = 0, refine: int | None = None, model: str | None = None,
-             device: str = "auto", strip: bool = False, max_pixels: int = 100_000_000,
+             seed: int = 0, refine: int | None = None, fast: bool = False,
+             model: str | None = None, device: str = "auto", strip: bool = False, max_pixels: int = 100_000_000,
              force: bool = False, skip_existing: bool = True, jobs: int | None = None,
              scheduler=None, shard_size: int = 1, manifest=True,
              progress: bool = False) -> list[dict]:
@@ -193,8 +193,8 @@ def compress(inputs, out_dir=None, *, quality: float | None = None, bpp: float |
     from .api import _check_arguments
     _check_arguments(quality, bpp, seed, model, device, refine)
     opts = dict(quality=0.5 if quality is None else quality, bpp=bpp, seed=seed,
-                refine_steps=refine, model_name=model, max_pixels=max_pixels, device=device,
-                force=force, strip=strip, skip_existing=skip_existing)
+                refine_steps=refine, fast=bool(fast), model_name=model, max_pixels=max_pixels,
+                device=device, force=force, strip=strip, skip_existing=skip_existing)
     return _batch(inputs, out_dir, ".nnc", compress_file, opts, jobs, scheduler, shard_size,
                   manifest and (out_dir is not None or isinstance(manifest, str)) and manifest,
                   progress)

@@ -108,6 +108,23 @@ def default_settings(device: str | None = None) -> Settings:
     return replace(Settings(), refine=CPU_REFINEMENT)
 
 
+# `nnc compress --fast`: no refinement (unless --refine is given) and a narrower level-1
+# search, beam 4 with each block's shard count as planned rather than chosen among three
+# (benchmarks/results/coder-params-float32.json, "f32-fast"; docs/benchmarks.md)
+FAST_SEARCH = {"l1_beam": 4, "l1_rd_offsets": (0,)}
+
+
+def encoder_settings(device: str | None = None, refine: int | None = None,
+                     fast: bool = False) -> Settings:
+    """The settings of ``nnc compress`` with ``--refine`` (None: the device's default, or
+    none with ``--fast``) and ``--fast``."""
+    if refine is not None:
+        s = refined(refine)
+    else:
+        s = Settings() if fast else default_settings(device)
+    return s.replace(**FAST_SEARCH) if fast else s
+
+
 @torch.no_grad()
 def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
              model_name: str | None = None, device: str | None = None, *,

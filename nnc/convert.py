@@ -122,8 +122,7 @@ def compress_file(src: str, dst: str, o: dict):
     with importing():
         from . import codec, ratecontrol
         from .image_io import read_image
-    steps = o["refine_steps"]
-    settings = codec.default_settings(o["device"]) if steps is None else codec.refined(steps)
+    settings = codec.encoder_settings(o["device"], o["refine_steps"], o.get("fast", False))
     data = read_input(src)
     notes = []
     size_in = len(data)

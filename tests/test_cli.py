@@ -305,6 +305,40 @@ def test_refine_option(runner, png, tmp_path):
     assert r.exit_code == 2 and "--refine" in r.output
 
 
+def test_fast_option_codes_with_the_fast_settings(runner, tmp_path):
+    """--fast: no refinement unless --refine is given, and the narrower level-1 search
+    (codec.FAST_SEARCH); the API's fast=True writes the same bytes."""
+    import nnc
+    from nnc import codec
+    from nnc.image_io import RasterImage
+    rng = np.random.default_rng(3)
+    rgb = (rng.integers(0, 256, (96, 128, 3)) * 0.5 + np.linspace(0, 120, 128)[None, :, None]
+           ).astype(np.uint8)
+    src = tmp_path / "t.png"
+    Image.fromarray(rgb).save(src)
+    img = RasterImage(rgb, False, None)
+    outs = {}
+    for name, extra in (("fast", ["--fast"]), ("plain", ["--refine", "0"]),
+                        ("fast2", ["--fast", "--refine", "2"])):
+        outs[name] = tmp_path / f"{name}.nnc"
+        r = runner.invoke(main, ["compress", "--device", "cpu", "-q", "1", *extra, str(src),
+                                 str(outs[name])])
+        assert r.exit_code == 0, r.output
+    fast = outs["fast"].read_bytes()
+    assert fast == codec.compress(img, 1.0, device="cpu",
+                                  settings=codec.encoder_settings("cpu", None, True))
+    assert fast == nnc.compress(rgb, quality=1.0, device="cpu", fast=True)
+    assert fast != outs["plain"].read_bytes()          # the narrower search chose otherwise
+    assert outs["fast2"].read_bytes() == codec.compress(
+        img, 1.0, device="cpu", settings=codec.encoder_settings("cpu", 2, True))
+    s = codec.encoder_settings("cpu", None, True)
+    assert (s.refine.steps, s.refine.l2_steps, s.level1_search.beam,
+            s.level1_search.rd_offsets) == (0, 0, 4, (0,))
+    rec = tmp_path / "rec.png"
+    assert runner.invoke(main, ["decompress", str(outs["fast"]), str(rec)]).exit_code == 0
+    assert Image.open(rec).size == (128, 96)
+
+
 def test_models_lists_the_installed_models(runner):
     r = runner.invoke(main, ["models"])
     assert r.exit_code == 0 and "pln-gpu-1" in r.stdout and "(default)" in r.stdout
