@@ -49,3 +49,37 @@ def compress_killed_mid_write(src, dst, opts):
         return compress_file(src, dst, opts)
     finally:
         os.fsync = real
+
+
+def compress_killed_mid_upload(src, dst, opts):
+    """As :func:`compress_killed_mid_write` for an output URL on an object store: the victim
+    stops inside its upload (nnc/storage.py's ``pipe_file``, the file's bytes made, none
+    stored yet), says so and waits to be killed."""
+    from nnc import storage
+    from nnc.convert import compress_file
+    hs = opts["handshake"]
+    go = os.path.join(hs, "go")
+    if os.path.basename(src) != opts["victim"] or os.path.exists(go):
+        return compress_file(src, dst, opts)
+    real = storage._fs
+
+    def blocking_fs(url):
+        fs, path = real(url)
+
+        class Blocking:
+            def __getattr__(self, name):
+                return getattr(fs, name)
+
+            def pipe_file(self, *args, **kwargs):
+                with open(os.path.join(hs, "ready.tmp"), "w") as f:
+                    f.write(str(os.getpid()))
+                os.replace(os.path.join(hs, "ready.tmp"), os.path.join(hs, "ready"))
+                while not os.path.exists(go):
+                    time.sleep(0.02)
+                return fs.pipe_file(*args, **kwargs)
+        return Blocking(), path
+    storage._fs = blocking_fs
+    try:
+        return compress_file(src, dst, opts)
+    finally:
+        storage._fs = real

@@ -116,19 +116,12 @@ def test_a_folder_on_a_local_cluster_with_a_broken_input_and_a_rerun(cluster, ru
     assert outputs() == first and {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
 
-def test_a_worker_killed_mid_write_loses_nothing(cluster, tmp_path):
-    """Handshake: the victim input's task stops inside its write (the temporary file is
-    there), says so with its process id; the test kills that worker process outright and
-    lets the retry go on. The deadline only bounds a failing run."""
-    import batch_jobs
+def _run_killing_the_victim(cluster, pairs, job, hs: Path, mid_write) -> list[dict]:
+    """Handshake: the victim input's task stops inside its write and says so with its
+    process id (``hs``/ready); the test checks ``mid_write()`` (what is there of the output
+    then), kills that worker process outright and lets the retry go on (``hs``/go). The
+    deadline only bounds a failing run."""
     from nnc import batch
-    from nnc.resume import output_decodes
-    src, out, hs = tmp_path / "in", tmp_path / "out", tmp_path / "handshake"
-    for d in (src, hs):
-        d.mkdir()
-    for name, data in _images().items():
-        (src / name).write_bytes(data)
-    pairs = batch.plan([str(src)], str(out), ".nnc")
     opts = dict(quality=0.5, bpp=None, seed=0, refine_steps=0, model_name=None,
                 max_pixels=10 ** 8, device="cpu", force=False, strip=False,
                 skip_existing=True, victim="im03.png", handshake=str(hs))
@@ -139,23 +132,68 @@ def test_a_worker_killed_mid_write_loses_nothing(cluster, tmp_path):
         while not (hs / "ready").exists() and time.monotonic() < deadline:
             time.sleep(0.02)
         pid = int((hs / "ready").read_text())
-        mid_write = bool(list(out.glob(".nnc-*.part")))      # its temporary file is there
+        seen = mid_write()
         os.kill(pid, signal.SIGKILL)
-        killed.append((pid, mid_write))
+        killed.append((pid, seen))
         (hs / "go").write_text("")
     watch = threading.Thread(target=kill_the_victim)
     watch.start()
     try:
-        rows = batch.run(pairs, batch_jobs.compress_killed_mid_write, opts, scheduler=cluster)
+        rows = batch.run(pairs, job, opts, scheduler=cluster)
     finally:
         (hs / "go").write_text("")
         watch.join()
     assert killed and killed[0][1], killed
     assert [r["status"] for r in rows].count("done") == N - 1
-    assert [r["input"] for r in rows if r["status"] == "failed"] == [str(src / BROKEN)]
+    assert [Path(r["input"]).name for r in rows if r["status"] == "failed"] == [BROKEN]
+    return rows
+
+
+def test_a_worker_killed_mid_write_loses_nothing(cluster, tmp_path):
+    """Killed with its temporary file written, not yet moved into place."""
+    import batch_jobs
+    from nnc import batch
+    from nnc.resume import output_decodes
+    src, out, hs = tmp_path / "in", tmp_path / "out", tmp_path / "handshake"
+    for d in (src, hs):
+        d.mkdir()
+    for name, data in _images().items():
+        (src / name).write_bytes(data)
+    pairs = batch.plan([str(src)], str(out), ".nnc")
+    _run_killing_the_victim(cluster, pairs, batch_jobs.compress_killed_mid_write, hs,
+                            lambda: bool(list(out.glob(".nnc-*.part"))))   # its temp file
     assert sorted(p.name for p in out.iterdir()) == sorted(
         n.replace(".png", ".nnc") for n in _images() if n != BROKEN)   # no .part left
     assert all(output_decodes(p) for p in out.iterdir())
+
+
+def test_a_worker_killed_mid_upload_to_a_bucket_loses_nothing(cluster, s3, tmp_path):
+    """The same with inputs and outputs in buckets: killed inside its upload, nothing of
+    the victim's output stored then; at the end 19 objects, each whole, and no other."""
+    if s3 is None:
+        pytest.skip("needs moto[server] and s3fs (pip install -e '.[test]')")
+    import batch_jobs
+    import s3fs
+    from nnc import batch, decompress
+    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3}, skip_instance_cache=True)
+    for bucket in ("killin", "killout"):
+        fs.mkdir(bucket)
+    for name, data in _images().items():
+        fs.pipe_file(f"killin/{name}", data)
+    hs = tmp_path / "handshake"
+    hs.mkdir()
+    pairs = [(f"s3://killin/{n}", f"s3://killout/{n.replace('.png', '.nnc')}")
+             for n in _images()]
+
+    def victim_absent():
+        fs.invalidate_cache()
+        return not fs.exists("killout/im03.nnc")
+    _run_killing_the_victim(cluster, pairs, batch_jobs.compress_killed_mid_upload, hs,
+                            victim_absent)
+    fs.invalidate_cache()
+    stored = sorted(p.rsplit("/", 1)[1] for p in fs.find("killout"))
+    assert stored == sorted(n.replace(".png", ".nnc") for n in _images() if n != BROKEN)
+    assert all(decompress(fs.cat_file(f"killout/{n}")).size == (64, 48) for n in stored)
 
 
 def test_buckets_through_an_s3_server(cluster, s3, runner, tmp_path):
