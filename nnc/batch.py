@@ -110,8 +110,18 @@ def run(pairs: list[tuple[str, str]], one, opts: dict, *, jobs: int | None = Non
             report(shard_rows)
 
     if scheduler is not None:
+        # the workers run elsewhere, in other folders: local paths go to them absolute,
+        # and the rows come back named as given
+        given = {(_absolute(s), _absolute(d)): (s, d) for s, d in pairs}
+
+        def named_as_given(shard_rows):
+            for r in shard_rows:
+                r["input"], r["output"] = given.get((r["input"], r["output"]),
+                                                    (r["input"], r["output"]))
+            collect(shard_rows)
         from . import cluster
-        cluster.run(shards, one, opts, scheduler, collect, debug)
+        cluster.run([[(_absolute(s), _absolute(d)) for s, d in shard] for shard in shards],
+                    one, opts, scheduler, named_as_given, debug)
     else:
         from . import pool
         if jobs is None:
@@ -132,13 +142,20 @@ def run(pairs: list[tuple[str, str]], one, opts: dict, *, jobs: int | None = Non
     return sorted(rows, key=lambda r: order.get((r["input"], r["output"]), len(order)))
 
 
+def _absolute(path: str) -> str:
+    return path if path == "-" or storage.is_url(path) else str(Path(path).absolute())
+
+
 def summary(rows: list[dict]) -> dict:
-    """Counts (done, skipped, failed) and the bytes read and written by the work done."""
-    done = [r for r in rows if r["status"] == "done"]
-    return dict(done=len(done), skipped=sum(r["status"] == "skipped" for r in rows),
+    """Counts (done, skipped, failed) and the bytes of the inputs and outputs that are
+    there now: written by this run or kept from an earlier one (so a rerun's summary still
+    tells the archive's size)."""
+    there = [r for r in rows if r["status"] in ("done", "skipped")]
+    return dict(done=sum(r["status"] == "done" for r in rows),
+                skipped=sum(r["status"] == "skipped" for r in rows),
                 failed=sum(r["status"] == "failed" for r in rows),
-                bytes_in=sum(r["bytes_in"] or 0 for r in done),
-                bytes_out=sum(r["bytes_out"] or 0 for r in done))
+                bytes_in=sum(r["bytes_in"] or 0 for r in there),
+                bytes_out=sum(r["bytes_out"] or 0 for r in there))
 
 
 def manifest_text(rows: list[dict]) -> str:
@@ -163,6 +180,10 @@ def _batch(inputs, out_dir, suffix, one, opts, jobs, scheduler, shard_size, mani
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
     pairs = plan([str(i) for i in inputs], None if out_dir is None else str(out_dir), suffix)
+    where = None
+    if manifest:
+        where = manifest if isinstance(manifest, str) else storage.join(str(out_dir), MANIFEST)
+        storage.check_writable(where)
     bar = None
     if progress and pairs:
         from tqdm import tqdm
@@ -173,9 +194,8 @@ def _batch(inputs, out_dir, suffix, one, opts, jobs, scheduler, shard_size, mani
     finally:
         if bar is not None:
             bar.close()
-    if manifest:
-        write_manifest(manifest if isinstance(manifest, str) else
-                       storage.join(str(out_dir), MANIFEST), rows)
+    if where is not None:
+        write_manifest(where, rows)
     return rows
 
 

@@ -22,7 +22,7 @@ import gc
 import time
 
 from .errors import InputError, NNCError, OutputError
-from .storage import MAX_NNC_BYTES, _is_special, exists, read_input, write_output
+from .storage import MAX_NNC_BYTES, _is_special, exists, read_input, size, write_output
 
 SKIPPED = "skipped"      # what an operation returns for an output it kept
 EXIT_INTERNAL = 1
@@ -56,8 +56,9 @@ def run_shard(one, shard: list[tuple[str, str]], opts: dict, debug: bool = False
         t0 = time.perf_counter()
         try:
             outcome = one(src, dst, opts)
-            if outcome == SKIPPED:
-                row["status"] = SKIPPED
+            if outcome == SKIPPED:       # what the kept output and its input weigh
+                row.update(status=SKIPPED, bytes_in=None if src == "-" else size(src),
+                           bytes_out=size(dst))
             elif isinstance(outcome, dict):
                 row.update(outcome)
         except NNCError as e:

@@ -279,6 +279,31 @@ def open_read(path: str):
     return open(path, "rb")
 
 
+def size(path: str) -> int | None:
+    """A file's size in bytes (local or URL), None when it cannot be had."""
+    try:
+        if is_url(path):
+            fs, p = _fs(path)
+            return int(fs.size(p))
+        return os.path.getsize(path)
+    except (OSError, ValueError, TypeError, InputError):
+        return None
+
+
+def check_writable(path: str) -> None:
+    """OutputError unless a file could be written at ``path``: a local path's folder must
+    exist and the path must not be a folder (URLs are not asked: a request each). For the
+    manifest, checked before a batch's work rather than after it."""
+    if path == "-" or is_url(path):
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise OutputError(f"{path}: is a directory")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"{path}: directory {parent} does not exist")
+
+
 def exists(path: str) -> bool:
     if is_url(path):
         fs, p = _fs(path)

@@ -27,4 +27,24 @@ def test_a_folder_from_python_with_a_manifest_and_a_rerun(tmp_path):
                          f"{s['bytes_out']} bytes out")
     again = batch.compress(src, out, refine=0, jobs=1)
     assert [r["status"] for r in again] == ["skipped", "failed", "skipped"]
-    assert batch.summary(again) == dict(done=0, skipped=2, failed=1, bytes_in=0, bytes_out=0)
+    # a rerun's rows and summary still weigh what is there: the kept outputs and their inputs
+    assert [r["bytes_out"] for r in again] == [rows[0]["bytes_out"], None, rows[2]["bytes_out"]]
+    assert [r["bytes_in"] for r in again] == [rows[0]["bytes_in"], None, rows[2]["bytes_in"]]
+    assert batch.summary(again) == dict(s, done=0, skipped=2)
+
+
+def test_a_manifest_that_cannot_be_written_is_refused_before_any_work(tmp_path):
+    import pytest
+    from click.testing import CliRunner
+    from nnc.cli import main
+    from nnc.errors import OutputError
+    src = tmp_path / "a.png"
+    src.write_bytes(png_bytes(smooth_image(16, 24, seed=0)))
+    with pytest.raises(OutputError, match="does not exist"):
+        batch.compress(src, tmp_path / "out", refine=0, jobs=1,
+                       manifest=str(tmp_path / "nowhere" / "m.csv"))
+    r = CliRunner().invoke(main, ["compress", "--refine", "0", str(src), "-o",
+                                  str(tmp_path / "out2"), "--manifest",
+                                  str(tmp_path / "nowhere" / "m.csv")])
+    assert r.exit_code == 5 and "nowhere" in r.output and "does not exist" in r.output
+    assert not list((tmp_path / "out").glob("*")) and not list((tmp_path / "out2").glob("*"))

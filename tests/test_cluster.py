@@ -116,6 +116,21 @@ def test_a_folder_on_a_local_cluster_with_a_broken_input_and_a_rerun(cluster, ru
     assert outputs() == first and {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
 
+def test_relative_paths_reach_workers_in_other_folders(cluster, tmp_path, monkeypatch):
+    """The workers were started elsewhere (this test moves to another folder): the
+    client's relative paths reach them absolute, and the rows name them as given."""
+    from nnc import batch
+    monkeypatch.chdir(tmp_path)
+    Path("in").mkdir()
+    for i in range(3):
+        Path(f"in/im{i}.png").write_bytes(png_bytes(smooth_image(48, 64, seed=i)))
+    rows = batch.compress(["in"], "out", refine=0, scheduler=cluster)
+    assert [(r["input"], r["output"], r["status"]) for r in rows] == [
+        (f"in/im{i}.png", f"out/im{i}.nnc", "done") for i in range(3)]
+    assert sorted(p.name for p in Path("out").iterdir()) == [
+        "im0.nnc", "im1.nnc", "im2.nnc", "nnc-manifest.csv"]
+
+
 def _run_killing_the_victim(cluster, pairs, job, hs: Path, mid_write) -> list[dict]:
     """Handshake: the victim input's task stops inside its write and says so with its
     process id (``hs``/ready); the test checks ``mid_write()`` (what is there of the output

@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from .. import storage
 from ..batch import run, write_manifest
 from ..convert import SKIPPED
 from ..errors import NNCError, one_line
@@ -30,6 +31,8 @@ def _batch(pairs: list[tuple[str, str]], one, opts: dict, desc: str, jobs: int |
     summary (written, skipped, failed) ends the batch, the manifest is written when asked,
     and the exit code is the first failing input's. Ctrl-C and SIGTERM stop the batch,
     after a line saying what was written and kept."""
+    if manifest is not None:
+        storage.check_writable(manifest)     # before the work, not after it
     if len(pairs) == 1 and scheduler is None and manifest is None:
         src, dst = pairs[0]
         try:
@@ -74,7 +77,8 @@ def _batch(pairs: list[tuple[str, str]], one, opts: dict, desc: str, jobs: int |
     finally:
         if bar is not None:
             bar.close()
-    click.echo(f"nnc: {said()} (of {len(pairs)} inputs)", err=True)
+    click.echo(f"nnc: {said()} (of {len(pairs)} input{'s' if len(pairs) != 1 else ''})",
+               err=True)
     if manifest is not None:
         write_manifest(manifest, rows)
     failed = [r["code"] for r in rows if r["status"] == "failed"]
