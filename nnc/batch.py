@@ -60,7 +60,6 @@ def plan(inputs, out_dir: str | None, suffix: str) -> list[tuple[str, str]]:
     if out_dir is not None:
         if not storage.is_url(out_dir) and Path(out_dir).exists() and not Path(out_dir).is_dir():
             raise OutputError(f"{out_dir}: exists and is not a directory")
-        storage.makedirs(out_dir)
     pairs = []
     for i in inputs:
         i = str(i)
@@ -88,7 +87,8 @@ def plan(inputs, out_dir: str | None, suffix: str) -> list[tuple[str, str]]:
             raise OutputError(f"{seen[key]} and {i} would both be written to {o}; "
                               "rename one of them")
         seen[key] = i
-    if out_dir is not None:
+    if out_dir is not None:          # made once every check has passed
+        storage.makedirs(out_dir)
         for folder in {str(Path(o).parent) for _, o in pairs if not storage.is_url(o)}:
             storage.makedirs(folder)
     return pairs

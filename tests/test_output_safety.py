@@ -140,6 +140,10 @@ def test_batch_clash_is_found_before_any_work(runner, tmp_path):
                              str(tmp_path / "b" / "x.png"), "-o", str(out)])
     assert r.exit_code == 5 and "both be written" in r.stderr
     assert list(out.iterdir()) == []
+    # an -o folder that is not there yet is made only once the checks have passed
+    r = runner.invoke(main, ["compress", "-f", str(tmp_path / "a" / "x.png"),
+                             str(tmp_path / "b" / "x.png"), "-o", str(tmp_path / "new")])
+    assert r.exit_code == 5 and not (tmp_path / "new").exists()
 
 
 def test_a_long_legal_output_name_works(runner, png, tmp_path):
