@@ -339,6 +339,28 @@ def test_fast_option_codes_with_the_fast_settings(runner, tmp_path):
     assert Image.open(rec).size == (128, 96)
 
 
+def test_usage_errors_are_one_line(tmp_path):
+    """A bad value, an unknown option or command: one line on stderr, exit 2, no usage
+    block; --help and --version as before."""
+    import subprocess
+    import sys
+
+    def nnc(*args):
+        return subprocess.run([sys.executable, "-m", "nnc.cli", *args], capture_output=True,
+                              text=True, cwd=tmp_path)
+    for args, says in ((["compress", "-q", "2", "a.png"], "'--quality': 2.0 is not in the range"),
+                       (["compress", "--frob", "a.png"], "No such option"),
+                       (["frobnicate"], "No such command 'frobnicate'")):
+        r = nnc(*args)
+        assert r.returncode == 2 and r.stdout == "", (args, r)
+        lines = r.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("nnc: error: ") and says in lines[0], r
+    r = nnc("compress", "--help")
+    assert r.returncode == 0 and r.stdout.startswith("Usage: nnc compress")
+    r = nnc("--version")
+    assert r.returncode == 0 and "version" in r.stdout
+
+
 def test_models_lists_the_installed_models(runner):
     r = runner.invoke(main, ["models"])
     assert r.exit_code == 0 and "pln-gpu-1" in r.stdout and "(default)" in r.stdout

@@ -21,7 +21,7 @@ from .output import MAX_NNC_BYTES, plan_outputs, read_input
 from .batch import _batch
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=exits.OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="nnc")
 @click.option("--debug", is_flag=True, help="Show Python tracebacks on errors.")
 def main(debug: bool) -> None:

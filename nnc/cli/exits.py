@@ -73,3 +73,31 @@ def _run(fn):
                   "or lower --max-pixels to refuse such inputs early)", EXIT_INTERNAL)
         _fail(f"internal error: {type(e).__name__}: {e} (rerun with --debug for details)",
               EXIT_INTERNAL)
+
+
+class OneLineErrors(click.Group):
+    """The nnc group, its usage errors (a bad option or value, a missing argument) said in
+    one line, "nnc: error: ... (nnc compress --help)", exit 2, instead of click's usage
+    block; the help itself (nnc alone) as click shows it."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
+             **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        help_asked = getattr(click.exceptions, "NoArgsIsHelpError", ())
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except help_asked as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except click.UsageError as e:
+            where = f" ({e.ctx.command_path} --help)" if e.ctx is not None else ""
+            click.echo(f"nnc: error: {one_line(e.format_message())}{where}", err=True)
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            click.echo(f"nnc: error: {one_line(e.format_message())}", err=True)
+            sys.exit(e.exit_code)
+        except click.exceptions.Abort:
+            click.echo("nnc: aborted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        sys.exit(rv if isinstance(rv, int) else 0)
