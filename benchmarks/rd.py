@@ -86,7 +86,7 @@ def run_nnc(images, qualities, refine: int | None = None, model: str | None = No
     from nnc.model.weights import load_model
 
     loaded = load_model(model, "cpu")
-    settings = codec.default_settings("cpu") if refine is None else codec.refined(refine)
+    settings = codec.encoder_settings("cpu", refine)
 
     per_image = {}
     for fname, rgb in images:

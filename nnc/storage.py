@@ -41,6 +41,11 @@ def read_input(path: str, limit: int = MAX_IMAGE_BYTES) -> bytes:
                 data = f.read(limit + 1)
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror})") from None
+    return _within(data, name, limit)
+
+
+def _within(data: bytes, name: str, limit: int) -> bytes:
+    """``data``, read up to ``limit`` + 1 bytes, unless it went past ``limit``."""
     if len(data) > limit:
         raise InputError(f"{name}: input is larger than {limit >> 20} MiB; nnc does not "
                          "read inputs that large")
@@ -237,10 +242,7 @@ def _read_url(url: str, limit: int) -> bytes:
         raise InputError(f"{url}: is a directory, not a file") from None
     except OSError as e:
         raise InputError(f"{url}: cannot read ({e.strerror or e})") from None
-    if len(data) > limit:
-        raise InputError(f"{url}: input is larger than {limit >> 20} MiB; nnc does not "
-                         "read inputs that large")
-    return data
+    return _within(data, url, limit)
 
 
 # object stores: an upload appears whole when it completes, or not at all

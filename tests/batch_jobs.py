@@ -38,11 +38,7 @@ def compress_killed_mid_write(src, dst, opts):
     real = os.fsync
 
     def blocked(fd):
-        with open(os.path.join(hs, "ready.tmp"), "w") as f:
-            f.write(str(os.getpid()))
-        os.replace(os.path.join(hs, "ready.tmp"), os.path.join(hs, "ready"))
-        while not os.path.exists(go):
-            time.sleep(0.02)
+        _ready_then_wait(hs)
         real(fd)
     os.fsync = blocked
     try:
@@ -71,11 +67,7 @@ def compress_killed_mid_upload(src, dst, opts):
                 return getattr(fs, name)
 
             def pipe_file(self, *args, **kwargs):
-                with open(os.path.join(hs, "ready.tmp"), "w") as f:
-                    f.write(str(os.getpid()))
-                os.replace(os.path.join(hs, "ready.tmp"), os.path.join(hs, "ready"))
-                while not os.path.exists(go):
-                    time.sleep(0.02)
+                _ready_then_wait(hs)
                 return fs.pipe_file(*args, **kwargs)
         return Blocking(), path
     storage._fs = blocking_fs
@@ -83,3 +75,13 @@ def compress_killed_mid_upload(src, dst, opts):
         return compress_file(src, dst, opts)
     finally:
         storage._fs = real
+
+
+def _ready_then_wait(hs: str) -> None:
+    """Say this worker is at the kill point (``hs``/ready holds its process id, written
+    whole) and wait until the test has killed it, or written ``hs``/go."""
+    with open(os.path.join(hs, "ready.tmp"), "w") as f:
+        f.write(str(os.getpid()))
+    os.replace(os.path.join(hs, "ready.tmp"), os.path.join(hs, "ready"))
+    while not os.path.exists(os.path.join(hs, "go")):
+        time.sleep(0.02)

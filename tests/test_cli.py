@@ -486,12 +486,15 @@ def test_compressing_an_nnc_file_is_refused_without_force(runner, small_nnc, tmp
     assert small_nnc.read_bytes() == before
 
 
+def _small_pngs(folder, n: int) -> list[str]:
+    """im0.png ... in ``folder``: n small smooth images, their paths."""
+    for i in range(n):
+        (folder / f"im{i}.png").write_bytes(png_bytes(smooth_image(16, 24, seed=i)))
+    return [str(folder / f"im{i}.png") for i in range(n)]
+
+
 def test_skip_existing_resumes_a_batch(runner, tmp_path):
-    ins = []
-    for i in range(3):
-        p = tmp_path / f"im{i}.png"
-        p.write_bytes(png_bytes(smooth_image(16, 24, seed=i)))
-        ins.append(str(p))
+    ins = _small_pngs(tmp_path, 3)
     out = tmp_path / "out"
     r = runner.invoke(main, ["compress", "-j", "1", "--refine", "0", *ins, "-o", str(out)])
     assert r.exit_code == 0
@@ -527,11 +530,7 @@ def test_skip_existing_resumes_a_batch(runner, tmp_path):
 
 def test_ctrl_c_in_a_batch_says_what_was_kept(runner, tmp_path, monkeypatch):
     import nnc.codec as codec
-    ins = []
-    for i in range(4):
-        p = tmp_path / f"im{i}.png"
-        p.write_bytes(png_bytes(smooth_image(16, 24, seed=i)))
-        ins.append(str(p))
+    ins = _small_pngs(tmp_path, 4)
     out = tmp_path / "out"
     real, calls = codec.compress, []
 
