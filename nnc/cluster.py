@@ -11,22 +11,16 @@ most a temporary file of a dead process, which the batch removes at its end
 """
 from __future__ import annotations
 
-import os
-import sys
 import uuid
 
 from .convert import failed_row, run_shard
 from .errors import ClusterError
-from .threads import wait_policy
+from .threads import for_worker
 
 
 def _task(one, shard, opts: dict, debug: bool, threads: int) -> list[dict]:
     """A shard on a Dask worker, its networks on ``threads`` threads."""
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(threads)
-    else:               # read by torch and ONNX Runtime when they start
-        os.environ["OMP_NUM_THREADS"] = str(threads)
-        wait_policy(os.environ)
+    for_worker(threads)
     return run_shard(one, shard, opts, debug)
 
 

@@ -13,7 +13,7 @@ import warnings
 from .convert import failed_row, run_shard
 from .errors import Terminated
 from .malloc import keep_freed_memory
-from .threads import usable_cores
+from .threads import for_worker, usable_cores
 
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 
@@ -58,7 +58,7 @@ def _on_sigterm_in_worker(signum, frame):
 def _worker_init(threads: int, parent: int | None, show_warning=None) -> None:
     global _IN_WORKER
     _IN_WORKER = True
-    os.environ["OMP_NUM_THREADS"] = str(threads)   # torch and ONNX Runtime read it
+    for_worker(threads)
     keep_freed_memory()
     signal.signal(signal.SIGTERM, _on_sigterm_in_worker)   # a terminated batch leaves no .part
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle

@@ -98,3 +98,14 @@ def wait_policy(env) -> None:
         return
     env["GOMP_SPINCOUNT"] = str(SPIN_ROUNDS)
     env["KMP_BLOCKTIME"] = "0"
+
+
+def for_worker(threads: int) -> None:
+    """A batch worker's networks on ``threads`` threads (nnc/pool.py, nnc/cluster.py):
+    torch's pool when torch already runs in the process, else the environment that torch
+    and ONNX Runtime read when they start, with the wait policy."""
+    import sys
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    wait_policy(os.environ)
