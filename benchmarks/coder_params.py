@@ -69,7 +69,7 @@ THESIS = {
     "l2_outlier_kl_bits": 11.0,
     "l2_sharpen": 1.0,
     "refine_steps": 0, "refine_l2_steps": 0, "refine_step": 0.5, "refine_coder_aware": True,
-    "refine_precision": "float32", "analysis_precision": "float32",
+    "refine_check": True, "refine_precision": "float32", "analysis_precision": "float32",
 }
 # the level-1 search of 2026-11-22 (decay 0.5, lookahead, beam 16), level 2 still by q/p
 BEAM16 = {**THESIS, "l1_shard_decay": 0.5, "l1_lookahead": True, "l1_beam": 16}

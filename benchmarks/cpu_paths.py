@@ -42,21 +42,29 @@ from nnc import threads
 threads.configure()
 """
 
-# one compress in a fresh process, every step timed in wall and CPU seconds: imports, PNG
-# reading, compress; and codec.compress's own stages in CPU seconds
+# one compress in a fresh process, as the CLI runs it (nnc/convert.py compress_file), every
+# step timed in wall and CPU seconds: imports without torch, PNG reading, the first pass
+# started on ONNX Runtime where the float32 path takes it, torch's import (the pass runs
+# beside it), compress; and codec.compress's own stages in CPU seconds
 COMPRESS_PROBE = PROBE_HEAD + r"""
-from nnc import codec
+from nnc import convert
 from nnc.image_io import read_image
 mark("imports")
 img = read_image(open(sys.argv[1], "rb").read())
 mark("png read")
+o = dict(bpp=None, device="cpu", model_name=None, quality=float(sys.argv[2]))
+with convert.importing():
+    early = convert._start_analysis(img, o)
+    mark("first pass started")
+    from nnc import codec
+mark("import torch")
 # codec's stage marks read this clock: CPU seconds of all threads, not wall (a loaded
 # machine inflates wall time, not CPU time)
 import types
 codec.time = types.SimpleNamespace(perf_counter=time.process_time)
 stages = {}
 data = codec.compress(img, float(sys.argv[2]), settings=codec.default_settings("cpu"),
-                      device="cpu", timings=stages)
+                      device="cpu", timings=stages, analysed=early)
 mark("compress")
 print(json.dumps({"steps": marks, "compress_stages_cpu_s": stages, "bytes": len(data)}))
 """

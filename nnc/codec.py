@@ -20,7 +20,7 @@ from functools import partial
 import numpy as np
 import torch
 
-from . import container
+from . import analysis, container
 from .codes import (FileCodes, latent_shapes, read_codes, write_alpha, write_exif, write_icc,
                     write_xmp)
 from .coding import greedy as coder1, importance as coder2
@@ -89,6 +89,9 @@ REFINE_STEPS_GPU = 5     # the CLI's default refinement steps per level on a GPU
 # benchmarks/results/coder-params-precision.json: BD-rate against WebP -7.5%, against -5.7%
 # for one step per level from 0.5; in bfloat16 a step costs a third of what it did)
 CPU_REFINEMENT = Refinement(steps=1, l2_steps=2, step=0.35)
+# where the CPU lacks native bfloat16 a pass of g_s costs 0.24 s (kodim23) against 0.05 s:
+# the last steps go unchecked there (model/refine.py _descend; +0.5% BD-rate)
+CPU_REFINEMENT_FLOAT32 = replace(CPU_REFINEMENT, check=False)
 
 
 def refined(steps: int, settings: Settings | None = None) -> Settings:
@@ -100,12 +103,14 @@ def refined(steps: int, settings: Settings | None = None) -> Settings:
 
 def default_settings(device: str | None = None) -> Settings:
     """What ``nnc compress`` uses without ``--refine`` on this device: on a GPU, where steps
-    cost little, REFINE_STEPS_GPU per level; on the CPU, CPU_REFINEMENT, which keeps a Kodak
-    image under 3 s as a whole process (docs/benchmarks.md, "Speed and memory")."""
+    cost little, REFINE_STEPS_GPU per level; on the CPU, CPU_REFINEMENT, with its last steps
+    unchecked where the encoder runs in float32 (CPU_REFINEMENT_FLOAT32; docs/benchmarks.md,
+    "Speed and memory")."""
     named = device if device and device != "auto" else pick_device(device)
     if named.startswith("cuda"):
         return refined(REFINE_STEPS_GPU)
-    return replace(Settings(), refine=CPU_REFINEMENT)
+    float32 = encoder_dtype(named, Settings().refine.precision) == torch.float32
+    return replace(Settings(), refine=CPU_REFINEMENT_FLOAT32 if float32 else CPU_REFINEMENT)
 
 
 # `nnc compress --fast`: no refinement (unless --refine is given) and a narrower level-1
@@ -125,14 +130,36 @@ def encoder_settings(device: str | None = None, refine: int | None = None,
     return s.replace(**FAST_SEARCH) if fast else s
 
 
+def _first_pass(model, name: str, img: RasterImage, x: torch.Tensor, q: torch.Tensor,
+                device: str, settings: Settings, analysed: "analysis.Pending | None"):
+    """g_a and h_a: the level-1 statistics and q(z2|x). On the CPU's float32 path, for an
+    image of one analysis tile, on ONNX Runtime (nnc/analysis.py: ``analysed`` when it was
+    started earlier for this model and rate); else torch's (tiled, folded) transforms."""
+    dtype = encoder_dtype(device, settings.analysis.precision)
+    if device == "cpu" and dtype == torch.float32:
+        quality = float(q[0])
+        if not (analysed is not None and analysed.model_name == name
+                and analysed.quality == quality and analysed.shape == tuple(x.shape)):
+            analysed = analysis.start(img, quality, name, wait=True) \
+                if analysis.applies(img, name) else None
+        if analysed is not None:
+            (mu_x, s_x), (mu2, s2) = analysed.result()
+            t = torch.from_numpy
+            return (t(mu_x), t(s_x)), (t(mu2), t(s2))
+    return tiling.encode(model, x, q, analysis=folded_analysis(model, q, dtype))
+
+
 @torch.no_grad()
 def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
              model_name: str | None = None, device: str | None = None, *,
              settings: Settings = Settings(), stats: CompressStats | None = None,
-             timings: dict | None = None) -> bytes:
+             timings: dict | None = None, analysed: "analysis.Pending | None" = None) -> bytes:
     """Encode an image at a rate parameter ``quality`` in [0, 1]. ``timings``, when given,
-    receives the seconds spent per stage (for benchmarks). An image the format cannot hold
-    (image_io.check_size) is refused before any work: nnc never writes a file it refuses."""
+    receives the seconds spent per stage (for benchmarks). ``analysed``: the first pass
+    started earlier on ONNX Runtime (nnc/analysis.py ``start``, as ``nnc compress`` does
+    before torch is imported), used where this call would run it there itself. An image the
+    format cannot hold (image_io.check_size) is refused before any work: nnc never writes a
+    file it refuses."""
     check_size(img.rgb.shape[1], img.rgb.shape[0], None)
     device = pick_device(device)
     mark = _Stages(timings, device)
@@ -151,11 +178,10 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
     mark("setup")
 
     # level 2: q(z2|x) against p(z2) = N(0, I), already standardized
-    x_stats, post2 = tiling.encode(model, x, q, analysis=folded_analysis(
-        model, q, encoder_dtype(device, settings.analysis.precision)))
+    x_stats, post2 = _first_pass(model, loaded.name, img, x, q, device, settings, analysed)
     mark("network")
     mu2, s2 = refine_level2(model, x, q, height=h, width=w, x_stats=x_stats, posterior=post2,
-                            steps=ref.l2_steps, step=ref.step, dtype=fine)
+                            steps=ref.l2_steps, step=ref.step, dtype=fine, check=ref.check)
     mark("refine")
     code2, z2 = coder2.encode(mu2, s2, seed, f2, settings.level2_search)
     mark("level2")
@@ -166,7 +192,8 @@ def compress(img: RasterImage, quality: float = 0.5, seed: int = 0,
     coded = (partial(coder1.coded_mask, fmt=f1, search=settings.level1_search)
              if ref.coder_aware else None)
     mu1, s1 = refine_level1(model, x, q, height=h, width=w, prior=prior1, posterior=post1,
-                            steps=ref.steps, step=ref.step, coded=coded, dtype=fine)
+                            steps=ref.steps, step=ref.step, coded=coded, dtype=fine,
+                            check=ref.check)
     mark("refine")
     del x, x_stats, post1      # what the level-1 coder does not need: large images' memory
     mu_p, s_p = prior1

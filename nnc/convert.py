@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import sys
 import time
+
+import numpy as np
 
 from .errors import InputError, NNCError, OutputError
 from .storage import MAX_NNC_BYTES, _is_special, exists, read_input, size, write_output
@@ -120,10 +123,7 @@ def compress_file(src: str, dst: str, o: dict):
     """Compress ``src`` to ``dst`` with the options of ``nnc compress`` (``o``)."""
     if kept_output(dst, o):
         return SKIPPED
-    with importing():
-        from . import codec, ratecontrol
-        from .image_io import read_image
-    settings = codec.encoder_settings(o["device"], o["refine_steps"], o.get("fast", False))
+    from .image_io import read_image
     data = read_input(src)
     notes = []
     size_in = len(data)
@@ -134,6 +134,10 @@ def compress_file(src: str, dst: str, o: dict):
         raise InputError(named(e, src)) from None
     if o.get("strip"):
         img = img.stripped()
+    with importing():
+        early = _start_analysis(img, o)      # runs while torch imports
+        from . import codec, ratecontrol
+    settings = codec.encoder_settings(o["device"], o["refine_steps"], o.get("fast", False))
     common = dict(seed=o["seed"], model_name=o["model_name"], device=o["device"],
                   settings=settings)
     pixels = img.rgb.shape[0] * img.rgb.shape[1]
@@ -145,10 +149,25 @@ def compress_file(src: str, dst: str, o: dict):
             notes.append(f"note: {src}: {bpp:g} bpp is out of reach for this model; wrote "
                          f"{got:.3f} bpp")
     else:
-        data = codec.compress(img, quality=o["quality"], **common)
+        data = codec.compress(img, quality=o["quality"], analysed=early, **common)
     write_output(dst, data, o["force"])
     return dict(bytes_in=size_in, bytes_out=len(data), bpp=round(8 * len(data) / pixels, 5),
                 notes=notes)
+
+
+def _start_analysis(img, o: dict):
+    """The encoder's first pass started on ONNX Runtime (nnc/analysis.py) where the encoder
+    will take its float32 path on the CPU at one rate, before torch is imported: the pass
+    runs on the core that the import leaves idle. None where it does not apply (codec.compress
+    then decides for itself)."""
+    if o["bpp"] is not None or o["device"] not in ("auto", "cpu") or "torch" in sys.modules:
+        return None
+    from . import analysis
+    from .codes import manifest
+    name = o["model_name"] or manifest()["default"]
+    if not analysis.float32_path() or not analysis.applies(img, name):
+        return None
+    return analysis.start(img, float(np.float32(o["quality"])), name)
 
 
 def _check_not_nnc(data: bytes, src: str, force: bool, notes: list) -> None:

@@ -30,6 +30,7 @@ from .threads import intra_op_threads
 # 27.1 s on 2 cores) but holds more memory (1.9 GB against 0.9 GB): "auto" leaves larger
 # images to torch, whose peak stays near 1.1 GB at 24 MP
 ONNX_MAX_PIXELS = 16_000_000
+DECODER_PARTS = ("prior1", "synthesis")     # the model's graphs that decoding runs
 
 
 def available(model_name: str) -> bool:
@@ -41,9 +42,10 @@ def available(model_name: str) -> bool:
     if importlib.util.find_spec("onnxruntime") is None:
         return False
     graphs = manifest()["models"].get(model_name, {}).get("onnx", {})
-    if not graphs:
+    if not all(part in graphs for part in DECODER_PARTS):
         return False
-    for part, g in graphs.items():
+    for part in DECODER_PARTS:
+        g = graphs[part]
         path = weights_dir() / g["file"]
         if not path.is_file():
             what = f"the {part} graph of model {model_name!r} ({path}) is missing"
@@ -75,7 +77,7 @@ def sessions(model_name: str):
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")   # nnc/threads.py
     opts.log_severity_level = 3
     out = []
-    for part in ("prior1", "synthesis"):
+    for part in DECODER_PARTS:
         f = entry["onnx"][part]
         path = weights_dir() / f["file"]
         try:

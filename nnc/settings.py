@@ -21,6 +21,8 @@ class Refinement:
     l2_steps: int = 0            # steps on the level-2 posterior
     step: float = 0.5            # their size (1 = a diagonal Newton step)
     coder_aware: bool = True     # refine as the level-1 coder will code (coded_mask)
+    check: bool = True           # keep the last step only if it lowered the loss (one more
+                                 # pass of g_s per level; model/refine.py)
     precision: str = "auto"      # g_s's while refining: float32, bfloat16, or auto
                                  # (model/fused.py encoder_dtype)
 
@@ -57,7 +59,8 @@ class Settings:
     def replace(self, **flat) -> "Settings":
         """These settings with fields changed by their flat names: ``l1_<field>`` of
         ``level1`` or ``level1_search``, ``l2_<field>`` likewise, ``refine_steps``,
-        ``refine_l2_steps``, ``refine_step``, ``refine_coder_aware``, ``refine_precision``,
+        ``refine_l2_steps``, ``refine_step``, ``refine_coder_aware``, ``refine_check``,
+        ``refine_precision``,
         ``analysis_precision``."""
         parts = {f.name: getattr(self, f.name) for f in fields(self)}
         changes: dict[str, dict] = {}
@@ -85,6 +88,7 @@ def _flat_names() -> dict[str, tuple[str, str]]:
     names.update({"refine_steps": ("refine", "steps"), "refine_l2_steps": ("refine", "l2_steps"),
                   "refine_step": ("refine", "step"),
                   "refine_coder_aware": ("refine", "coder_aware"),
+                  "refine_check": ("refine", "check"),
                   "refine_precision": ("refine", "precision"),
                   "analysis_precision": ("analysis", "precision")})
     return names

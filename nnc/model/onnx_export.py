@@ -1,8 +1,10 @@
-"""The decoder's two networks as ONNX graphs, for the torch-free decoder (nnc/decoder.py).
+"""The decoder's two networks as ONNX graphs, for the torch-free decoder (nnc/decoder.py), and
+the encoder's first pass, for its float32 path (nnc/analysis.py).
 
 Part of installing a model (weights.install) and shipped beside its weights, sha256 in the
-manifest (``onnx``): ``<name>.prior1.onnx`` (h_s: z2, quality -> mu_p, sigma_p) and
-``<name>.synthesis.onnx`` (g_s + 0.5: z1, quality -> x), their transposed convolutions in
+manifest (``onnx``): ``<name>.prior1.onnx`` (h_s: z2, quality -> mu_p, sigma_p),
+``<name>.synthesis.onnx`` (g_s + 0.5: z1, quality -> x) and ``<name>.analysis.onnx`` (g_a and
+h_a: x, quality -> mu_x, sigma_x, mu2, sigma2), their transposed convolutions in
 the sub-pixel form (layers.SubpixelDeconv; :func:`subpixel`). Float initializers that are exactly
 float16 (the weights file's values) are stored as float16 with a Cast, so the graphs cost
 what the weights do. Re-export the installed models' graphs (and record them) with
@@ -19,7 +21,7 @@ import numpy as np
 import torch
 
 OPSET = 17
-PARTS = ("prior1", "synthesis")
+PARTS = ("prior1", "synthesis", "analysis")
 
 
 class _Method(torch.nn.Module):
@@ -31,6 +33,18 @@ class _Method(torch.nn.Module):
 
     def forward(self, latent, quality):
         return getattr(self.net, self.method)(latent, quality)
+
+
+class _Analysis(torch.nn.Module):
+    """The encoder's first pass, x -> (mu_x, sigma_x, mu2, sigma2) (nnc/analysis.py)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x, quality):
+        (mu_x, sigma_x), (mu2, sigma2) = self.net.encode(x, quality)
+        return mu_x, sigma_x, mu2, sigma2
 
 
 def _graph_bytes(module, example, inputs, outputs, axes) -> bytes:
@@ -83,7 +97,7 @@ def subpixel(net):
 
 
 def export(net, directory: Path, name: str) -> dict:
-    """Write the two graphs of ``net`` (float32, eval mode) into ``directory``; returns the
+    """Write the graphs of ``net`` (float32, eval mode) into ``directory``; returns the
     manifest's ``onnx`` field: {part: {"file", "sha256"}}."""
     net = subpixel(net)
     cfg = net.cfg
@@ -94,6 +108,11 @@ def export(net, directory: Path, name: str) -> dict:
                                          "sigma_p": {2: "h1", 3: "w1"}}),
         "synthesis": (_Method(net, "decode"), (torch.zeros(1, cfg.m, 8, 12), q), ["z1", "quality"],
                       ["x"], {"z1": {2: "h1", 3: "w1"}, "x": {2: "h", 3: "w"}}),
+        "analysis": (_Analysis(net), (torch.zeros(1, 3, 128, 192), q), ["x", "quality"],
+                     ["mu_x", "sigma_x", "mu2", "sigma2"],
+                     {"x": {2: "h", 3: "w"}, "mu_x": {2: "h1", 3: "w1"},
+                      "sigma_x": {2: "h1", 3: "w1"}, "mu2": {2: "h2", 3: "w2"},
+                      "sigma2": {2: "h2", 3: "w2"}}),
     }
     out = {}
     with torch.no_grad():

@@ -41,12 +41,16 @@ LAST_STEP_RETRIES = 1   # halvings tried when the last step raises the loss
 
 
 def _descend(model: PLN, u: torch.Tensor, variance: torch.Tensor, steps: int, step: float,
-             loss: "Callable[[torch.Tensor], torch.Tensor]") -> torch.Tensor:
+             loss: "Callable[[torch.Tensor], torch.Tensor]", check: bool = True
+             ) -> torch.Tensor:
     """``steps`` steps u <- u - step * variance * grad loss(u), with backtracking: a step
     that raises the loss is taken back and ``step`` halved. Returns the best u seen (never
     worse than the start; one more loss evaluation checks the last step, and LAST_STEP_RETRIES
-    more try it at half the size each if it raised the loss). The model's weights are frozen
-    for the duration (their requires_grad flags are restored)."""
+    more try it at half the size each if it raised the loss). Without ``check``, the last
+    step is taken unchecked: one pass of g_s less per level, a little worse on average (6
+    Kodak images x 4 rates, float32: +0.5% BD-rate, at most 0.034 dB at a rate; the float32
+    path's default, where a pass costs 0.24 s). The model's weights are frozen for the
+    duration (their requires_grad flags are restored)."""
     best_u = u.detach()
     best_loss, best_grad = math.inf, None
     cur = best_u
@@ -56,6 +60,8 @@ def _descend(model: PLN, u: torch.Tensor, variance: torch.Tensor, steps: int, st
     try:
         i, retries = 0, LAST_STEP_RETRIES if steps > 0 else 0
         while True:
+            if i >= steps > 0 and not check:
+                return cur
             last = i >= steps        # the check of the last step (and its retries): no grad
             with torch.set_grad_enabled(not last):
                 v = cur.clone().requires_grad_(not last)
@@ -102,7 +108,8 @@ def _distortion(model: PLN, quality: torch.Tensor, target: torch.Tensor, dtype: 
 def refine_level1(model: PLN, x: torch.Tensor, quality: torch.Tensor, *, height: int,
                   width: int, prior: tuple, posterior: tuple, steps: int, step: float,
                   coded: "Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None" = None,
-                  dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+                  dtype: torch.dtype = torch.float32, check: bool = True
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """``steps`` preconditioned steps (size ``step``) on the mean of the posterior
     q(z1) = N(mu1, s1^2) against the prior p(z1|z2) = N(mu_p, s_p^2); returns the refined
     (mu1, s1), s1 unchanged.
@@ -111,7 +118,7 @@ def refine_level1(model: PLN, x: torch.Tensor, quality: torch.Tensor, *, height:
     ``coded``: coder-aware, the level-1 coder's mask of the dimensions it will code, from
     the standardized posterior (u, r) (coding/greedy.py ``coded_mask``); the others count as
     the coder treats them, decoded at mu_p and free. ``dtype``: the precision g_s runs in
-    (model/fused.py ``encoder_dtype``).
+    (model/fused.py ``encoder_dtype``). ``check``: see :func:`_descend`.
     Returns the inputs unchanged when ``steps`` is 0 or the image is over MAX_PIXELS."""
     (mu_p, s_p), (mu1, s1) = prior, posterior
     if _skip(x, steps):
@@ -126,13 +133,14 @@ def refine_level1(model: PLN, x: torch.Tensor, quality: torch.Tensor, *, height:
         return 0.5 * (coded * u * u).sum() \
             + distortion(mu_p + s_p * coded * u)
 
-    u = _descend(model, (mu1 - mu_p) / s_p, r * r, steps, step, loss)
+    u = _descend(model, (mu1 - mu_p) / s_p, r * r, steps, step, loss, check)
     return mu_p + s_p * u, s1
 
 
 def refine_level2(model: PLN, x: torch.Tensor, quality: torch.Tensor, *, height: int,
                   width: int, x_stats: tuple, posterior: tuple, steps: int, step: float,
-                  dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+                  dtype: torch.dtype = torch.float32, check: bool = True
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """``steps`` preconditioned steps on the mean of q(z2|x) = N(mu2, s2^2) (prior N(0, 1))
     for the whole loss, KL2 + KL1 + distortion, z2 and z1 at their means and the level-1
     statistics (mu_x, s_x) held, g_s in ``dtype``; returns the refined (mu2, s2), s2
@@ -148,4 +156,4 @@ def refine_level2(model: PLN, x: torch.Tensor, quality: torch.Tensor, *, height:
         kl1 = gaussian_kl_nats(mu1, s1, mu_p, s_p).sum()
         return 0.5 * (u * u).sum() + kl1 + distortion(mu1)
 
-    return _descend(model, mu2, (s2 * s2).detach(), steps, step, loss), s2
+    return _descend(model, mu2, (s2 * s2).detach(), steps, step, loss, check), s2

@@ -1,0 +1,140 @@
+"""The encoder's first pass on ONNX Runtime, without torch: g_a and h_a (``<model>.analysis.onnx``)
+give q(z2|x) and the level-1 statistics of an image, in float32.
+
+    RasterImage ─pad─▶ x ─analysis.onnx─▶ (mu_x, sigma_x), (mu2, sigma2) ─▶ codec.compress
+
+Only the float32 path uses it (a CPU without native bfloat16, or NNC_PRECISION=float32), and
+only for an image that fits one analysis tile (model/tiles.py ANALYSIS_TILE; larger images
+go through torch's tiles). The point is the start: ``nnc compress`` runs this pass (:func:`start`)
+while torch imports, 1.1 s during which the second core would idle, so the pass costs no wall
+time; codec.compress runs it in place when torch is already there. Its floats differ from
+torch's by rounding only (summation order), as the decoder's do.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+
+import numpy as np
+
+from .codes import manifest, weights_dir
+from .errors import ModelError
+from .image_io import RasterImage
+from .model.tiles import ANALYSIS_TILE
+from .threads import intra_op_threads
+
+PART = "analysis"
+STRIDE = 64      # the PLN's total downsampling: inputs are padded to a multiple of it
+OUTPUTS = ("mu_x", "sigma_x", "mu2", "sigma2")
+
+
+def padded(img: RasterImage) -> np.ndarray:
+    """The image as the network takes it: edge-padded (in 8 bits) to multiples of STRIDE,
+    (1, 3, H, W) float32 in [0, 1] (what model/tiling.py ``to_tensor`` gives torch)."""
+    h, w, _ = img.rgb.shape
+    rgb = np.pad(img.rgb, ((0, (-h) % STRIDE), (0, (-w) % STRIDE), (0, 0)), mode="edge")
+    x = rgb.transpose(2, 0, 1)[None].astype(np.float32)
+    x /= np.float32(255.0)
+    return x
+
+
+def applies(img: RasterImage, model_name: str) -> bool:
+    """Whether this pass can run here: onnxruntime installed, the model's analysis graph
+    shipped, and the padded image within one analysis tile."""
+    import importlib.util
+    h, w, _ = img.rgb.shape
+    if max(h + (-h) % STRIDE, w + (-w) % STRIDE) > ANALYSIS_TILE:
+        return False
+    if importlib.util.find_spec("onnxruntime") is None:
+        return False
+    graph = manifest()["models"].get(model_name, {}).get("onnx", {}).get(PART)
+    return graph is not None and (weights_dir() / graph["file"]).is_file()
+
+
+def float32_path() -> bool:
+    """Whether the encoder will likely take its float32 path here, told without torch:
+    NNC_PRECISION=float32, or a CPU whose flags (Linux /proc/cpuinfo) show neither
+    AVX512-BF16 nor AMX-BF16 (model/fused.py decides, with torch; a wrong guess costs only
+    a pass on a core that would idle)."""
+    import os
+    forced = os.environ.get("NNC_PRECISION", "").strip().lower()
+    if forced in ("float32", "bfloat16"):
+        return forced == "float32"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return not flags & {"avx512_bf16", "amx_bf16"}
+    except OSError:
+        pass
+    return True
+
+
+def _session(model_name: str):
+    import onnxruntime as ort
+    entry = manifest()["models"][model_name]["onnx"][PART]
+    path = weights_dir() / entry["file"]
+    try:
+        data = path.read_bytes()
+    except OSError:
+        raise ModelError(f"the analysis graph of model {model_name!r} ({path}) is missing; "
+                         "reinstall nnc") from None
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        raise ModelError(f"the analysis graph of model {model_name!r} ({path}) is corrupt "
+                         "(sha256 mismatch); reinstall nnc")
+    ort.set_default_logger_severity(3)
+    opts = ort.SessionOptions()
+    # at least 2: ONNX Runtime runs an asynchronous run on its pool, which has threads - 1
+    opts.intra_op_num_threads = max(2, intra_op_threads())
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")   # nnc/threads.py
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise ModelError(f"the analysis graph of model {model_name!r} ({path}) does not "
+                         f"load ({str(e).strip()[:200]}); reinstall nnc") from None
+
+
+class Pending:
+    """The pass running on ONNX Runtime's threads; :meth:`result` waits for it."""
+
+    def __init__(self, model_name: str, quality: float, shape: tuple):
+        self.model_name, self.quality, self.shape = model_name, quality, shape
+        self._done = threading.Event()
+        self._outputs = None
+        self._error = ""
+
+    def _finish(self, outputs, _user_data, error: str) -> None:
+        self._outputs, self._error = outputs, error
+        self._done.set()
+
+    def result(self) -> tuple:
+        """((mu_x, sigma_x), (mu2, sigma2)), float32 arrays (1, C, h, w)."""
+        self._done.wait()
+        if self._error or self._outputs is None or len(self._outputs) != len(OUTPUTS):
+            raise ModelError(f"the analysis graph of model {self.model_name!r} does not fit "
+                             f"the model ({self._error or 'its outputs'}); reinstall nnc")
+        mu_x, s_x, mu2, s2 = self._outputs
+        return (mu_x, s_x), (mu2, s2)
+
+
+def start(img: RasterImage, quality: float, model_name: str, wait: bool = False) -> Pending:
+    """Start the pass on ``img`` at the rate parameter ``quality`` (as the file's header
+    holds it: float32) and return at once: the work goes on in a thread of ONNX Runtime's,
+    which needs no GIL (its pool's one thread: the other core is the importer's). With
+    ``wait``, run it here, on all the session's threads. Check :func:`applies` first."""
+    session = _session(model_name)
+    x = padded(img)
+    q = np.array([quality], dtype=np.float32)
+    pending = Pending(model_name, float(q[0]), x.shape)
+    feeds = {"x": x, "quality": q}
+    if wait:
+        try:
+            pending._finish(session.run(list(OUTPUTS), feeds), None, "")
+        except Exception as e:     # noqa: BLE001  (result() reports it as a model problem)
+            pending._finish(None, None, str(e).strip()[:200])
+    else:
+        session.run_async(list(OUTPUTS), feeds, pending._finish, None)
+        pending._session = session      # kept alive until the run is done
+    return pending
