@@ -97,21 +97,26 @@ def _session(model_name: str):
 
 
 class Pending:
-    """The pass running on ONNX Runtime's threads; :meth:`result` waits for it."""
+    """The pass, running; :meth:`result` waits for it."""
 
     def __init__(self, model_name: str, quality: float, shape: tuple):
         self.model_name, self.quality, self.shape = model_name, quality, shape
         self._done = threading.Event()
         self._outputs = None
-        self._error = ""
+        self._error: "str | ModelError" = ""
+        self._session = None
 
-    def _finish(self, outputs, _user_data, error: str) -> None:
+    def _finish(self, outputs, _user_data, error: "str | ModelError") -> None:
         self._outputs, self._error = outputs, error
         self._done.set()
 
     def result(self) -> tuple:
-        """((mu_x, sigma_x), (mu2, sigma2)), float32 arrays (1, C, h, w)."""
+        """((mu_x, sigma_x), (mu2, sigma2)), float32 arrays (1, C, h, w); ModelError when
+        the graph is missing, corrupt or does not fit."""
         self._done.wait()
+        self._session = None
+        if isinstance(self._error, ModelError):
+            raise self._error
         if self._error or self._outputs is None or len(self._outputs) != len(OUTPUTS):
             raise ModelError(f"the analysis graph of model {self.model_name!r} does not fit "
                              f"the model ({self._error or 'its outputs'}); reinstall nnc")
@@ -121,20 +126,30 @@ class Pending:
 
 def start(img: RasterImage, quality: float, model_name: str, wait: bool = False) -> Pending:
     """Start the pass on ``img`` at the rate parameter ``quality`` (as the file's header
-    holds it: float32) and return at once: the work goes on in a thread of ONNX Runtime's,
-    which needs no GIL (its pool's one thread: the other core is the importer's). With
-    ``wait``, run it here, on all the session's threads. Check :func:`applies` first."""
-    session = _session(model_name)
+    holds it: float32) and return at once: a thread opens the session (its C++ releases
+    the GIL) and hands the run to ONNX Runtime's pool, whose one thread needs no GIL (the
+    other core is the importer's). With ``wait``, all of it here, the run on all the
+    session's threads. Check :func:`applies` first."""
     x = padded(img)
     q = np.array([quality], dtype=np.float32)
     pending = Pending(model_name, float(q[0]), x.shape)
     feeds = {"x": x, "quality": q}
-    if wait:
+
+    def begin():
         try:
-            pending._finish(session.run(list(OUTPUTS), feeds), None, "")
+            session = _session(model_name)
+            if wait:
+                pending._finish(session.run(list(OUTPUTS), feeds), None, "")
+            else:
+                pending._session = session      # kept alive until the run is done
+                session.run_async(list(OUTPUTS), feeds, pending._finish, None)
+        except ModelError as e:
+            pending._finish(None, None, e)
         except Exception as e:     # noqa: BLE001  (result() reports it as a model problem)
             pending._finish(None, None, str(e).strip()[:200])
+
+    if wait:
+        begin()
     else:
-        session.run_async(list(OUTPUTS), feeds, pending._finish, None)
-        pending._session = session      # kept alive until the run is done
+        threading.Thread(target=begin, name="nnc-analysis", daemon=True).start()
     return pending

@@ -75,5 +75,6 @@ def test_a_corrupt_graph_is_a_model_error(monkeypatch, tmp_path):
         f.seek(1000)
         f.write(b"\x00\x01\x02\x03")
     monkeypatch.setattr(mod, "weights_dir", lambda: tmp_path)
-    with pytest.raises(ModelError, match="corrupt"):
-        analysis.start(_image(64, 64), 0.5, name)
+    for wait in (False, True):
+        with pytest.raises(ModelError, match="corrupt"):
+            analysis.start(_image(64, 64), 0.5, name, wait=wait).result()

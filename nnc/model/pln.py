@@ -21,10 +21,10 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .layers import GDN, RateGain, SubpixelDeconv, conv, deconv
+from .layers import GDN, PhaseDeconv, RateGain, SubpixelDeconv, conv, deconv
 
 # the layers a RateGain follows
-GAINED = (nn.Conv2d, nn.ConvTranspose2d, SubpixelDeconv)
+GAINED = (nn.Conv2d, nn.ConvTranspose2d, SubpixelDeconv, PhaseDeconv)
 
 SIGMA_MIN = 1e-3
 LN2 = math.log(2.0)
