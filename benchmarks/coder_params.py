@@ -239,6 +239,9 @@ VARIANTS = {
     # and cheaper refinements for it (issue 29; coder-params-float32.json)
     "f32-default": {**BLOCKS_2026_11_30, "refine_precision": "float32",
                     "analysis_precision": "float32"},
+    # its default since 2026-12-07: the last refinement steps taken unchecked
+    "f32-unchecked": {**BLOCKS_2026_11_30, "refine_precision": "float32",
+                      "analysis_precision": "float32", "refine_check": False},
     # = `nnc compress --refine 1` and `--refine 0` on such a CPU
     "f32-refine1": {**BLOCKS_2026_11_30, "refine_precision": "float32",
                     "analysis_precision": "float32", "refine_l2_steps": 1, "refine_step": 0.5},

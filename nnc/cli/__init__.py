@@ -8,7 +8,8 @@ report); every human message goes to stderr. Exit codes (README, "Exit codes"):
 One job per module: ``commands`` (the ``nnc`` group and compress, decompress, models,
 info), ``training`` (``nnc train``), ``batch`` (several inputs: failures, summary, manifest),
 ``output`` (inputs read with a limit, outputs written safely), ``exits`` (errors and exit
-codes). ``nnc.cli:main`` is the entry point; ``python -m nnc.cli`` runs it too.
+codes). ``nnc.cli:run`` is the entry point (``main``, then ``exits.leave``); ``python -m
+nnc.cli`` runs it too.
 """
 from __future__ import annotations
 
@@ -20,6 +21,16 @@ from ..convert import SKIPPED  # noqa: F401
 from .batch import _batch, default_jobs  # noqa: F401
 from .commands import compress, decompress, info, main, models  # noqa: F401
 from .exits import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED,  # noqa: F401
-                    EXIT_USAGE, Terminated, _run)
+                    EXIT_USAGE, Terminated, _run, leave)
 from .output import MAX_NNC_BYTES, plan_outputs, read_input, write_output  # noqa: F401
 from .training import train  # noqa: F401  (registers `nnc train` with the group)
+
+
+def run() -> None:
+    """The ``nnc`` command (pyproject's entry point; ``python -m nnc.cli``): :data:`main`,
+    then :func:`exits.leave` with its exit code."""
+    try:
+        main(prog_name="nnc")
+    except SystemExit as e:
+        leave(e.code)
+    leave(0)

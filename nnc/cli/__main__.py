@@ -1,5 +1,5 @@
 """``python -m nnc.cli`` (torchrun starts ``nnc train`` this way)."""
-from . import main
+from . import run
 
 if __name__ == "__main__":
-    main(prog_name="nnc")
+    run()

@@ -34,6 +34,42 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     _warn(str(message))
 
 
+def leave(code) -> None:
+    """End the process with ``code`` (a SystemExit's: None, a number, or a message for
+    stderr and 1). Where nothing needs it, without the interpreter's teardown, which frees
+    every module's objects one by one: 0.12 s after `nnc compress` (torch's), 0.02 s after
+    `nnc decompress`. Outputs are written whole before a command returns (nnc/storage.py);
+    what still needs the teardown is a live thread, a process pool or Dask client that was
+    made, or a torch process group (nnc train)."""
+    import os
+    if isinstance(code, str):
+        click.echo(code, err=True)
+        code = 1
+    code = 0 if code is None else code
+    if not isinstance(code, int) or _needs_teardown():
+        sys.exit(code)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):    # a closed pipe: left to the normal exit to report
+            sys.exit(code)
+    os._exit(code)
+
+
+def _needs_teardown() -> bool:
+    import threading
+    if any(t is not threading.current_thread() and not t.daemon and t.is_alive()
+           for t in threading.enumerate()):
+        return True
+    if "concurrent.futures.process" in sys.modules or "distributed" in sys.modules:
+        return True       # a pool (nnc/pool.py) or a Dask client (nnc/cluster.py) was made
+    mp = sys.modules.get("multiprocessing")
+    if mp is not None and mp.active_children():
+        return True
+    dist = sys.modules.get("torch.distributed")
+    return dist is not None and dist.is_available() and dist.is_initialized()
+
+
 def _on_sigterm(signum, frame):
     raise Terminated()
 
