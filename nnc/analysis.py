@@ -71,7 +71,7 @@ def float32_path() -> bool:
     return True
 
 
-def _session(model_name: str):
+def _session(model_name: str, threads: int):
     import onnxruntime as ort
     entry = manifest()["models"][model_name]["onnx"][PART]
     path = weights_dir() / entry["file"]
@@ -85,8 +85,7 @@ def _session(model_name: str):
                          "(sha256 mismatch); reinstall nnc")
     ort.set_default_logger_severity(3)
     opts = ort.SessionOptions()
-    # at least 2: ONNX Runtime runs an asynchronous run on its pool, which has threads - 1
-    opts.intra_op_num_threads = max(2, intra_op_threads())
+    opts.intra_op_num_threads = threads
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")   # nnc/threads.py
     opts.log_severity_level = 3
     try:
@@ -104,9 +103,8 @@ class Pending:
         self._done = threading.Event()
         self._outputs = None
         self._error: "str | ModelError" = ""
-        self._session = None
 
-    def _finish(self, outputs, _user_data, error: "str | ModelError") -> None:
+    def _finish(self, outputs, error: "str | ModelError") -> None:
         self._outputs, self._error = outputs, error
         self._done.set()
 
@@ -114,7 +112,6 @@ class Pending:
         """((mu_x, sigma_x), (mu2, sigma2)), float32 arrays (1, C, h, w); ModelError when
         the graph is missing, corrupt or does not fit."""
         self._done.wait()
-        self._session = None
         if isinstance(self._error, ModelError):
             raise self._error
         if self._error or self._outputs is None or len(self._outputs) != len(OUTPUTS):
@@ -126,30 +123,29 @@ class Pending:
 
 def start(img: RasterImage, quality: float, model_name: str, wait: bool = False) -> Pending:
     """Start the pass on ``img`` at the rate parameter ``quality`` (as the file's header
-    holds it: float32) and return at once: a thread opens the session (its C++ releases
-    the GIL) and hands the run to ONNX Runtime's pool, whose one thread needs no GIL (the
-    other core is the importer's). With ``wait``, all of it here, the run on all the
-    session's threads. Check :func:`applies` first."""
+    holds it: float32) and return at once: a thread opens a session and runs it on one
+    core (ONNX Runtime's C++ releases the GIL: the other core is the importer's), then
+    drops it, so that its memory goes back to the heap for torch's passes (nnc/malloc.py:
+    one heap for every thread). With ``wait``, all of it here, on the threads that
+    nnc/threads.py allows. Check :func:`applies` first."""
     x = padded(img)
     q = np.array([quality], dtype=np.float32)
     pending = Pending(model_name, float(q[0]), x.shape)
     feeds = {"x": x, "quality": q}
 
-    def begin():
+    def run():
         try:
-            session = _session(model_name)
-            if wait:
-                pending._finish(session.run(list(OUTPUTS), feeds), None, "")
-            else:
-                pending._session = session      # kept alive until the run is done
-                session.run_async(list(OUTPUTS), feeds, pending._finish, None)
+            session = _session(model_name, intra_op_threads() if wait else 1)
+            # copies: ONNX Runtime's outputs keep its whole memory arena alive (300 MB here)
+            outputs = [np.array(a, copy=True) for a in session.run(list(OUTPUTS), feeds)]
+            pending._finish(outputs, "")
         except ModelError as e:
-            pending._finish(None, None, e)
+            pending._finish(None, e)
         except Exception as e:     # noqa: BLE001  (result() reports it as a model problem)
-            pending._finish(None, None, str(e).strip()[:200])
+            pending._finish(None, str(e).strip()[:200])
 
     if wait:
-        begin()
+        run()
     else:
-        threading.Thread(target=begin, name="nnc-analysis", daemon=True).start()
+        threading.Thread(target=run, name="nnc-analysis", daemon=True).start()
     return pending
