@@ -122,3 +122,34 @@ def test_subpixel_deconv_equals_the_transposed_convolution():
         assert torch.allclose(got, want, atol=1e-5)
     with pytest.raises(TypeError, match="SubpixelDeconv"):
         SubpixelDeconv(deconv(6, 5, k=3))
+
+
+def test_phase_deconv_equals_the_transposed_convolution_in_torch_and_onnx():
+    """g_s's wide layers in the exported synthesis graphs (layers.PhaseDeconv: one padded
+    convolution per output phase, interleaved by DepthToSpace DCR): the ConvTranspose2d's
+    outputs up to float rounding, in torch and exported to ONNX Runtime, on odd sizes too."""
+    import io
+    import warnings
+    import onnxruntime as ort
+    import torch
+    from nnc.model.layers import PhaseDeconv, deconv
+    torch.manual_seed(0)
+    layer = deconv(6, 16)
+    phase = PhaseDeconv(layer)
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(phase, (torch.zeros(1, 6, 4, 4),), buf, input_names=["x"],
+                          output_names=["y"], dynamic_axes={"x": {2: "h", 3: "w"}},
+                          opset_version=17, dynamo=False)
+    session = ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
+    for h, w in ((1, 1), (3, 8), (7, 5)):
+        x = torch.randn(1, 6, h, w)
+        with torch.no_grad():
+            want, got = layer(x), phase(x)
+        assert got.shape == want.shape == (1, 16, 2 * h, 2 * w)
+        assert torch.allclose(got, want, atol=1e-5)
+        (onnx_out,) = session.run(None, {"x": x.numpy()})
+        assert np.allclose(onnx_out, want.numpy(), atol=1e-5)
+    with pytest.raises(TypeError, match="PhaseDeconv"):
+        PhaseDeconv(deconv(6, 5, k=3))
