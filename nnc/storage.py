@@ -79,7 +79,12 @@ def write_output(path: str, data: bytes, force: bool) -> None:
             raise OutputError("refusing to write binary data to a terminal; "
                               "redirect stdout or name an output file")
         try:
-            sys.stdout.buffer.write(data)
+            # a write into a pipe can take only part of the data (the reader left in the
+            # middle, a signal): the rest is written again, or its error raised
+            view = memoryview(data).cast("B")
+            while view:
+                n = sys.stdout.buffer.write(view)
+                view = view[len(view) if n is None else n:]
             sys.stdout.buffer.flush()
         except BrokenPipeError:
             # the reader went away: nothing more to write, and nothing to flush at exit

@@ -162,6 +162,43 @@ def test_a_closed_pipe_is_an_output_error(nnc_file):
     assert "pipe" in err and "Traceback" not in err
 
 
+def test_a_pipe_closed_in_the_middle_is_an_output_error():
+    """The reader takes 10 bytes of a megabyte and leaves: the write into the pipe is cut
+    short (the kernel returns the count written so far), and that is an error, not a
+    truncated output and exit 0."""
+    code = ("import sys\nfrom nnc.storage import write_output\nfrom nnc.errors import "
+            "OutputError\ntry:\n    write_output('-', b'x' * (1 << 20), False)\n"
+            "except OutputError as e:\n    sys.exit(f'error: {e}')\n")
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    os.read(p.stdout.fileno(), 10)
+    p.stdout.close()
+    err = p.communicate(timeout=120)[1].decode()
+    assert p.returncode == 1 and "pipe" in err, err
+
+
+def test_stdout_taking_part_of_a_write_gets_the_rest(monkeypatch):
+    class Slow:
+        def __init__(self):
+            self.got = b""
+
+        def write(self, data):
+            self.got += bytes(data[:7])
+            return min(7, len(data))
+
+        def flush(self):
+            pass
+
+    class Out:
+        buffer = Slow()
+
+        def isatty(self):
+            return False
+    monkeypatch.setattr(cli.sys, "stdout", Out())
+    cli.write_output("-", bytes(range(100)), force=False)
+    assert Out.buffer.got == bytes(range(100))
+
+
 def test_disk_full_on_stdout_is_an_output_error(monkeypatch, capsysbinary):
     class Full:
         def write(self, data):
