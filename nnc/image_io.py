@@ -322,12 +322,11 @@ def encode_for(img: RasterImage, name: str, warn=None,
     if fmt == "JPEG":
         opts["subsampling"] = 0
     opts.update(_metadata(img, fmt, warn))
-    if fmt == "PNG":
-        return _png(img, opts)
-    im = _to_pil(img)
     buf = io.BytesIO()
     try:
-        im.save(buf, format=fmt, **opts)
+        if fmt == "PNG":       # its metadata chunks are still Pillow's (png.metadata_chunks)
+            return _png(img, opts)
+        _to_pil(img).save(buf, format=fmt, **opts)
     except Exception as e:
         raise ValueError(f"{name}: cannot write {fmt}: {e}") from None
     return buf.getvalue()
