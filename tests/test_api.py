@@ -160,7 +160,7 @@ def test_a_missing_model_says_what_to_do(runner, png, tmp_path):
     assert r.exit_code == 6
     assert r.stderr.count("\n") == 1            # once for the batch, not once per input
     assert "'my-model' is not installed" in r.stderr and "nnc models" in r.stderr
-    assert "my-model.pt" in r.stderr
+    assert "my-model.pt" in r.stderr and "my-model.analysis.onnx" in r.stderr
 
 
 def test_info_reports_good_files_and_names_the_bad_one(runner, small_nnc, png):
