@@ -598,3 +598,12 @@ def test_skip_existing_leaves_pillows_global_limits_alone(tmp_path, monkeypatch)
     assert not output_decodes(path, max_pixels=399)       # nnc's own size check
     path.write_bytes(path.read_bytes()[:-30])             # cut off: not whole
     assert not output_decodes(path)
+
+
+@pytest.mark.parametrize("closed", [">&-", "2>&-"])
+def test_a_command_started_with_stdout_or_stderr_closed_ends_cleanly(tmp_path, closed):
+    """Python leaves sys.stdout (sys.stderr) None when descriptor 1 (2) is closed at start:
+    the command's end (exits.leave) skips it rather than failing with exit 1."""
+    r = subprocess.run(["sh", "-c", f'"$0" -m nnc.cli models {closed}', sys.executable],
+                       capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r

@@ -49,6 +49,8 @@ def leave(code) -> None:
     if not isinstance(code, int) or _needs_teardown():
         sys.exit(code)
     for stream in (sys.stdout, sys.stderr):
+        if stream is None:               # started with the descriptor closed (`>&-`)
+            continue
         try:
             stream.flush()
         except (OSError, ValueError):    # a closed pipe: left to the normal exit to report
