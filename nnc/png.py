@@ -23,12 +23,20 @@ SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COLOUR_TYPES = {"L": 0, "LA": 4, "RGB": 2, "RGBA": 6}
 LEVEL = 4              # zlib's: level 6 takes twice the time for a file 2.5% smaller
 UP = 2                 # the PNG filter type: each byte minus the one above it
-ZLIB_HEADER = b"\x78\x5e"     # deflate, 32 KiB window, "default" level class; (0x785e % 31 == 0)
+ZLIB_HEADER = b"\x78\x5e"     # deflate, 32 KiB window, level class 1 (zlib's for levels 2-5); 0x785e % 31 == 0
+MAX_CHUNK = (1 << 31) - 1      # the PNG spec's largest chunk length
 
 
 def chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(
         ">I", zlib.crc32(kind + data))
+
+
+def idat_chunks(stream: bytes) -> bytes:
+    """The zlib ``stream`` as IDAT chunks of at most MAX_CHUNK bytes: one, but for an image
+    whose stream outgrows a chunk (over 2 GiB: gigapixels with --max-pixels raised)."""
+    limit, view = MAX_CHUNK, memoryview(stream)
+    return b"".join(chunk(b"IDAT", view[i:i + limit]) for i in range(0, len(view), limit))
 
 
 def up_filtered(pixels: np.ndarray) -> np.ndarray:
@@ -100,5 +108,5 @@ def encode(pixels: np.ndarray, mode: str, options: dict | None = None,
                          "channels")
     header = struct.pack(">IIBBBBB", w, h, 8, COLOUR_TYPES[mode], 0, 0, 0)
     return b"".join((SIGNATURE, chunk(b"IHDR", header), metadata_chunks(mode, options or {}),
-                     chunk(b"IDAT", deflated(up_filtered(pixels), parts)),
+                     idat_chunks(deflated(up_filtered(pixels), parts)),
                      chunk(b"IEND", b"")))

@@ -51,3 +51,16 @@ def test_refuses_what_it_cannot_write():
         png.encode(np.zeros((4, 4, 3), np.uint16), "RGB")
     with pytest.raises(ValueError):
         png.encode(np.zeros((4, 4, 3), np.uint8), "RGBA")
+
+
+def test_a_stream_over_a_chunks_limit_is_split_into_idat_chunks(monkeypatch):
+    """PNG chunks hold at most 2^31 - 1 bytes: a larger zlib stream is written as several
+    IDAT chunks (here with a small limit), which readers join."""
+    pixels = np.random.default_rng(1).integers(0, 256, (50, 70, 3)).astype(np.uint8)
+    one = png.encode(pixels, "RGB")
+    assert one.count(b"IDAT") == 1
+    monkeypatch.setattr(png, "MAX_CHUNK", 1000)
+    split = png.encode(pixels, "RGB")
+    assert split.count(b"IDAT") > 5
+    back = Image.open(io.BytesIO(split))
+    assert np.array_equal(np.asarray(back), pixels)
