@@ -132,7 +132,8 @@ def missing_model(name: str, m: dict, for_file: bool = False) -> str:
     return (f"{what} (installed: {', '.join(m['models'])}; see 'nnc models'). A model "
             f"trained with 'nnc train --export {name}' is installed by copying its files "
             f"({name}.pt, {name}.shard-table.npy, {name}.prior1.onnx, "
-            f"{name}.synthesis.onnx, {name}.analysis.onnx) and its entry in manifest.json from the weights folder "
+            f"{name}.synthesis.onnx, {name}.analysis.onnx) and its entry in manifest.json "
+            "from the weights folder "
             f"where it was made into {weights_dir()}")
 
 

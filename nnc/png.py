@@ -23,7 +23,8 @@ SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COLOUR_TYPES = {"L": 0, "LA": 4, "RGB": 2, "RGBA": 6}
 LEVEL = 4              # zlib's: level 6 takes twice the time for a file 2.5% smaller
 UP = 2                 # the PNG filter type: each byte minus the one above it
-ZLIB_HEADER = b"\x78\x5e"     # deflate, 32 KiB window, level class 1 (zlib's for levels 2-5); 0x785e % 31 == 0
+ZLIB_HEADER = b"\x78\x5e"     # deflate, 32 KiB window, level class 1 (zlib's for levels
+                               # 2-5); 0x785e % 31 == 0
 MAX_CHUNK = (1 << 31) - 1      # the PNG spec's largest chunk length
 
 
