@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import sys
 import time
 
@@ -162,6 +163,8 @@ def _start_analysis(img, o: dict):
     then decides for itself)."""
     if o["bpp"] is not None or o["device"] not in ("auto", "cpu") or "torch" in sys.modules:
         return None
+    if o["device"] == "auto" and os.path.exists("/dev/nvidiactl"):
+        return None       # an NVIDIA driver: "auto" will most likely encode on the GPU
     from . import analysis
     from .codes import manifest
     name = o["model_name"] or manifest()["default"]
