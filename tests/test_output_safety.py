@@ -162,6 +162,19 @@ def test_a_closed_pipe_is_an_output_error(nnc_file):
     assert "pipe" in err and "Traceback" not in err
 
 
+def test_info_into_a_closed_pipe_is_an_output_error(nnc_file):
+    """`nnc info *.nnc | head -c 10`: the report outgrows the pipe's buffer after the
+    reader has left, and that is the closed pipe's one-line error, exit 5 (it was an
+    internal error with a BrokenPipeError)."""
+    p = subprocess.Popen([sys.executable, "-m", "nnc.cli", "info", *[str(nnc_file)] * 200],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    os.read(p.stdout.fileno(), 10)
+    p.stdout.close()
+    err = p.communicate(timeout=120)[1].decode()
+    assert p.returncode == 5, err
+    assert "pipe" in err and "Traceback" not in err and "internal" not in err
+
+
 def test_a_pipe_closed_in_the_middle_is_an_output_error():
     """The reader takes 10 bytes of a megabyte and leaves: the write into the pipe is cut
     short (the kernel returns the count written so far), and that is an error, not a

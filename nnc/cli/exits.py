@@ -12,7 +12,7 @@ import sys
 import click
 
 from ..convert import named as _named  # noqa: F401
-from ..errors import NNCError, Terminated, one_line  # noqa: F401
+from ..errors import NNCError, OutputError, Terminated, one_line  # noqa: F401
 
 
 EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
@@ -90,6 +90,12 @@ def _run(fn):
     except KeyboardInterrupt:
         click.echo("nnc: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        # stdout's reader went away (`nnc info *.nnc | head`): the one pipe nnc writes to
+        # itself; the output writer (nnc/storage.py) says the same for image data
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _fail("stdout: the reading end of the pipe closed", OutputError.exit_code)
     except click.exceptions.ClickException:
         raise
     except SystemExit:
