@@ -23,7 +23,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import KODAK, machine_facts
+from benchmarks.common import KODAK, bytecode, machine_facts
 from benchmarks.cpu_paths import env_with, summary, timed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +58,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--paths", nargs="+", default=["float32", "bfloat16"],
                     choices=["float32", "bfloat16"])
+    ap.add_argument("--source", action="store_true",
+                    help="nnc's modules compiled from source in every process (no bytecode)")
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
     after = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
@@ -72,6 +74,8 @@ def main() -> None:
         tmp = Path(tmp)
         checkout(a.before, tmp / "before")
         working_tree(tmp / "after")
+        for side in ("before", "after"):
+            result["nnc_bytecode"] = bytecode(tmp / side / "nnc", not a.source)
         for path in a.paths:
             env = env_with(NNC_PRECISION=path, OMP_NUM_THREADS=None, OMP_WAIT_POLICY=None,
                            GOMP_SPINCOUNT=None, KMP_BLOCKTIME=None)

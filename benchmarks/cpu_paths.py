@@ -25,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import KODAK, machine_facts
+from benchmarks.common import KODAK, bytecode, machine_facts
 
 # the start of every probe: a clock of wall and CPU seconds per step, and the threads the CLI
 # sets up before torch starts (nnc/threads.py)
@@ -128,12 +128,18 @@ def main() -> None:
     ap.add_argument("--competitor", action="store_true",
                     help="also compress beside one competing CPU-bound process")
     ap.add_argument("--note", default="", help="a note stored with the results")
+    ap.add_argument("--source", action="store_true",
+                    help="nnc's modules compiled from source in every process (no bytecode)"
+                         " instead of compiled first, as an installed nnc has them")
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
     src = KODAK / f"{a.image}.png"
     nnc = [sys.executable, "-m", "nnc.cli"]
+    import nnc as package
     result: dict = {"machine": machine_facts(), "image": a.image, "quality": a.quality,
-                    "runs": a.runs, "note": a.note, "paths": {}}
+                    "runs": a.runs, "note": a.note,
+                    "nnc_bytecode": bytecode(Path(package.__file__).parent, not a.source),
+                    "paths": {}}
     from nnc.model.fused import fast_bf16
     with tempfile.TemporaryDirectory() as tmp:
         f, png = Path(tmp) / "x.nnc", Path(tmp) / "x.png"
