@@ -12,12 +12,12 @@ torch's by rounding only (summation order), as the decoder's do.
 """
 from __future__ import annotations
 
-import hashlib
 import threading
 from functools import lru_cache
 
 import numpy as np
 
+from . import graphs
 from .codes import manifest, weights_dir
 from .errors import ModelError
 from .image_io import RasterImage
@@ -72,38 +72,13 @@ def float32_path() -> bool:
     return True
 
 
-def _session(model_name: str, threads: int, arena: bool = True):
-    import onnxruntime as ort
-    entry = manifest()["models"][model_name]["onnx"][PART]
-    path = weights_dir() / entry["file"]
-    try:
-        data = path.read_bytes()
-    except OSError:
-        raise ModelError(f"the analysis graph of model {model_name!r} ({path}) is missing; "
-                         "reinstall nnc") from None
-    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-        raise ModelError(f"the analysis graph of model {model_name!r} ({path}) is corrupt "
-                         "(sha256 mismatch); reinstall nnc")
-    ort.set_default_logger_severity(3)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.enable_cpu_mem_arena = arena
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")   # nnc/threads.py
-    opts.log_severity_level = 3
-    try:
-        return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
-    except Exception as e:
-        raise ModelError(f"the analysis graph of model {model_name!r} ({path}) does not "
-                         f"load ({str(e).strip()[:200]}); reinstall nnc") from None
-
-
 @lru_cache(maxsize=2)
 def _kept(model_name: str, threads: int, folder: str):
     """A session kept for the runs in place (a program that compresses many images: the
     API, a batch's workers), without ONNX Runtime's memory arena, which would hold 300 MB
     between runs: kodim23 0.20 s a run, against 0.24 s with a session opened each time.
     ``folder``, the weights' folder, is part of the key."""
-    return _session(model_name, threads, arena=False)
+    return graphs.session(model_name, PART, threads, arena=False)
 
 
 class Pending:
@@ -147,7 +122,7 @@ def start(img: RasterImage, quality: float, model_name: str, wait: bool = False)
     def run():
         try:
             session = (_kept(model_name, intra_op_threads(), str(weights_dir())) if wait
-                       else _session(model_name, 1))
+                       else graphs.session(model_name, PART, 1))
             # copies: ONNX Runtime's outputs keep its whole memory arena alive (300 MB here)
             outputs = [np.array(a, copy=True) for a in session.run(list(OUTPUTS), feeds)]
             pending._finish(outputs, "")

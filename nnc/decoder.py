@@ -12,12 +12,12 @@ on the CPU (up to 16 MP when torch is installed: see ONNX_MAX_PIXELS); ``--engin
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from functools import lru_cache
 
 import numpy as np
 
+from . import graphs
 from .codes import FileCodes, manifest, weights_dir
 from .errors import ModelError, NNCWarning
 from .image_io import RasterImage
@@ -66,38 +66,13 @@ def _torch_installed() -> bool:
 @lru_cache(maxsize=4)
 def sessions(model_name: str):
     """The model's prior and synthesis graphs as ONNX Runtime sessions (sha256-checked)."""
-    import onnxruntime as ort
     entry = manifest()["models"].get(model_name)
     if entry is None or "onnx" not in entry:
         raise ModelError(f"model {model_name!r} has no ONNX graphs; decode with "
                          "--engine torch")
-    ort.set_default_logger_severity(3)     # errors only: nnc says what matters itself
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = intra_op_threads()
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")   # nnc/threads.py
-    opts.log_severity_level = 3
-    out = []
-    for part in DECODER_PARTS:
-        f = entry["onnx"][part]
-        path = weights_dir() / f["file"]
-        try:
-            data = path.read_bytes()
-        except OSError:
-            raise ModelError(f"the {part} graph of model {model_name!r} ({path}) is missing; "
-                             "reinstall nnc, or decode with --engine torch") from None
-        if hashlib.sha256(data).hexdigest() != f["sha256"]:
-            raise ModelError(f"the {part} graph of model {model_name!r} ({path}) is corrupt "
-                             "(sha256 mismatch); reinstall nnc")
-        try:
-            out.append(ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"]))
-        except Exception as e:
-            raise ModelError(f"the {part} graph of model {model_name!r} ({path}) does not "
-                             f"load ({_first_line(e)}); reinstall nnc") from None
-    return tuple(out)
-
-
-def _first_line(e: Exception) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+    return tuple(graphs.session(model_name, part, intra_op_threads(),
+                                remedy="reinstall nnc, or decode with --engine torch")
+                 for part in DECODER_PARTS)
 
 
 def _run(session, part: str, model_name: str, feeds: dict):
@@ -107,7 +82,7 @@ def _run(session, part: str, model_name: str, feeds: dict):
         outputs = session.run(None, feeds)
     except Exception as e:
         raise ModelError(f"the {part} graph of model {model_name!r} does not fit the model "
-                         f"({_first_line(e)}); reinstall nnc") from None
+                         f"({graphs.first_line(e)}); reinstall nnc") from None
     want = 2 if part == "prior1" else 1
     if len(outputs) != want:
         raise ModelError(f"the {part} graph of model {model_name!r} does not fit the model "

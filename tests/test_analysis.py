@@ -74,7 +74,10 @@ def test_a_corrupt_graph_is_a_model_error(monkeypatch, tmp_path):
     with open(tmp_path / graph, "r+b") as f:
         f.seek(1000)
         f.write(b"\x00\x01\x02\x03")
-    monkeypatch.setattr(mod, "weights_dir", lambda: tmp_path)
+    shutil.copy(weights_dir() / "manifest.json", tmp_path)
+    import nnc.codes
+    for where in (mod, nnc.codes):       # what analysis reads, and graphs.session
+        monkeypatch.setattr(where, "weights_dir", lambda: tmp_path)
     for wait in (False, True):
         with pytest.raises(ModelError, match="corrupt"):
             analysis.start(_image(64, 64), 0.5, name, wait=wait).result()
