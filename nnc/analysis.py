@@ -20,7 +20,7 @@ import numpy as np
 from . import graphs
 from .codes import manifest, weights_dir
 from .errors import ModelError
-from .image_io import RasterImage
+from .image_io import RasterImage, compute_padding
 from .model.tiles import ANALYSIS_TILE
 from .threads import intra_op_threads
 
@@ -32,8 +32,8 @@ OUTPUTS = ("mu_x", "sigma_x", "mu2", "sigma2")
 def padded(img: RasterImage) -> np.ndarray:
     """The image as the network takes it: edge-padded (in 8 bits) to multiples of STRIDE,
     (1, 3, H, W) float32 in [0, 1] (what model/tiling.py ``to_tensor`` gives torch)."""
-    h, w, _ = img.rgb.shape
-    rgb = np.pad(img.rgb, ((0, (-h) % STRIDE), (0, (-w) % STRIDE), (0, 0)), mode="edge")
+    ph, pw = compute_padding(*img.rgb.shape[:2], STRIDE)
+    rgb = np.pad(img.rgb, ((0, ph), (0, pw), (0, 0)), mode="edge")
     x = rgb.transpose(2, 0, 1)[None].astype(np.float32)
     x /= np.float32(255.0)
     return x
@@ -44,7 +44,8 @@ def applies(img: RasterImage, model_name: str) -> bool:
     shipped, and the padded image within one analysis tile."""
     import importlib.util
     h, w, _ = img.rgb.shape
-    if max(h + (-h) % STRIDE, w + (-w) % STRIDE) > ANALYSIS_TILE:
+    ph, pw = compute_padding(h, w, STRIDE)
+    if max(h + ph, w + pw) > ANALYSIS_TILE:
         return False
     if importlib.util.find_spec("onnxruntime") is None:
         return False

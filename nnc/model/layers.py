@@ -70,6 +70,16 @@ def deconv(cin: int, cout: int, k: int = 5, stride: int = 2) -> nn.ConvTranspose
                               output_padding=stride - 1)
 
 
+def _deconv_parts(layer: nn.ConvTranspose2d, who: str):
+    """The weight (cin, cout, 5, 5) and bias (cout) of one of deconv()'s layers (k=5,
+    stride 2, padding 2, output padding 1), detached; TypeError for any other layer."""
+    if (layer.kernel_size, layer.stride, layer.padding, layer.output_padding,
+            layer.groups, layer.dilation) != ((5, 5), (2, 2), (2, 2), (1, 1), 1, (1, 1)):
+        raise TypeError(f"{who}: only deconv()'s k=5, stride 2 layers")
+    w = layer.weight.detach()
+    return w, (layer.bias.detach() if layer.bias is not None else w.new_zeros(w.shape[1]))
+
+
 class SubpixelDeconv(nn.Module):
     """A ConvTranspose2d(k=5, stride=2, padding=2, output_padding=1) as a 3x3 convolution
     with four outputs per channel (one per output phase) followed by depth-to-space, the
@@ -82,10 +92,7 @@ class SubpixelDeconv(nn.Module):
 
     def __init__(self, layer: nn.ConvTranspose2d):
         super().__init__()
-        if (layer.kernel_size, layer.stride, layer.padding, layer.output_padding,
-                layer.groups, layer.dilation) != ((5, 5), (2, 2), (2, 2), (1, 1), 1, (1, 1)):
-            raise TypeError("SubpixelDeconv: only deconv()'s k=5, stride 2 layers")
-        w = layer.weight.detach()                       # (cin, cout, 5, 5)
+        w, bias = _deconv_parts(layer, "SubpixelDeconv")     # (cin, cout, 5, 5), (cout,)
         cin, cout = w.shape[:2]
         sub = w.new_zeros(cout, 2, 2, cin, 3, 3)        # (cout, ry, rx, cin, 3, 3)
         for ry in range(2):
@@ -100,7 +107,6 @@ class SubpixelDeconv(nn.Module):
                             sub[:, ry, rx, :, jy + 1, jx + 1] = w[:, :, ky, kx].t()
         self.conv = nn.Conv2d(cin, 4 * cout, 3, padding=1)
         self.conv.weight.data = sub.reshape(4 * cout, cin, 3, 3)
-        bias = layer.bias.detach() if layer.bias is not None else w.new_zeros(cout)
         self.conv.bias.data = bias.repeat_interleave(4)
         self.out_channels = cout
 
@@ -149,12 +155,8 @@ class PhaseDeconv(nn.Module):
 
     def __init__(self, layer: nn.ConvTranspose2d):
         super().__init__()
-        if (layer.kernel_size, layer.stride, layer.padding, layer.output_padding,
-                layer.groups, layer.dilation) != ((5, 5), (2, 2), (2, 2), (1, 1), 1, (1, 1)):
-            raise TypeError("PhaseDeconv: only deconv()'s k=5, stride 2 layers")
-        w = layer.weight.detach()                       # (cin, cout, 5, 5)
+        w, bias = _deconv_parts(layer, "PhaseDeconv")        # (cin, cout, 5, 5), (cout,)
         cin, cout = w.shape[:2]
-        bias = layer.bias.detach() if layer.bias is not None else w.new_zeros(cout)
         taps = {0: [4, 2, 0], 1: [3, 1]}                # kernel taps of j = -1.. (r = 0), 0.. (1)
         self.phases = nn.ModuleList()
         self.pads = []
