@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.common import KODAK, bytecode, machine_facts
-from benchmarks.cpu_paths import env_with, summary, timed
+from benchmarks.cpu_paths import env_with, run_arguments, summary, timed
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNNER = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path "
@@ -53,14 +53,7 @@ def working_tree(into: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--before", required=True, help="the earlier commit")
-    ap.add_argument("--image", default="kodim23")
-    ap.add_argument("--quality", type=float, default=0.5)
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--paths", nargs="+", default=["float32", "bfloat16"],
-                    choices=["float32", "bfloat16"])
-    ap.add_argument("--source", action="store_true",
-                    help="nnc's modules compiled from source in every process (no bytecode)")
-    ap.add_argument("--out", type=Path)
+    run_arguments(ap)
     a = ap.parse_args()
     after = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                            capture_output=True, text=True, check=True).stdout.strip()
@@ -74,8 +67,8 @@ def main() -> None:
         tmp = Path(tmp)
         checkout(a.before, tmp / "before")
         working_tree(tmp / "after")
-        for side in ("before", "after"):
-            result["nnc_bytecode"] = bytecode(tmp / side / "nnc", not a.source)
+        result["nnc_bytecode"] = [bytecode(tmp / side / "nnc", not a.source)
+                                  for side in ("before", "after")][0]
         for path in a.paths:
             env = env_with(NNC_PRECISION=path, OMP_NUM_THREADS=None, OMP_WAIT_POLICY=None,
                            GOMP_SPINCOUNT=None, KMP_BLOCKTIME=None)

@@ -118,20 +118,25 @@ def env_with(**kw) -> dict:
     return env
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run_arguments(ap: argparse.ArgumentParser) -> None:
+    """The options of a whole-process timing (this script's and before_after's)."""
     ap.add_argument("--image", default="kodim23")
     ap.add_argument("--quality", type=float, default=0.5)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--paths", nargs="+", default=["float32", "bfloat16"],
                     choices=["float32", "bfloat16"])
-    ap.add_argument("--competitor", action="store_true",
-                    help="also compress beside one competing CPU-bound process")
-    ap.add_argument("--note", default="", help="a note stored with the results")
     ap.add_argument("--source", action="store_true",
                     help="nnc's modules compiled from source in every process (no bytecode)"
                          " instead of compiled first, as an installed nnc has them")
     ap.add_argument("--out", type=Path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    run_arguments(ap)
+    ap.add_argument("--competitor", action="store_true",
+                    help="also compress beside one competing CPU-bound process")
+    ap.add_argument("--note", default="", help="a note stored with the results")
     a = ap.parse_args()
     src = KODAK / f"{a.image}.png"
     nnc = [sys.executable, "-m", "nnc.cli"]
