@@ -56,6 +56,11 @@ def machine_facts() -> dict:
         facts["native_bf16"] = fast_bf16()
     except ImportError:
         pass
+    try:        # the level-1 encoder's C kernels (nnc/coding/_candidates.c) and their ISA
+        from nnc.coding import _candidates
+        facts["nnc_c_kernels"] = _candidates.ISA
+    except ImportError:
+        facts["nnc_c_kernels"] = None
     return facts
 
 

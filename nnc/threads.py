@@ -21,6 +21,7 @@ A user's own OMP_NUM_THREADS, OMP_WAIT_POLICY, GOMP_SPINCOUNT or KMP_BLOCKTIME i
 from __future__ import annotations
 
 import os
+import time
 
 
 def usable_cores() -> int:
@@ -64,10 +65,24 @@ def own_runnable() -> int:
     return max(1, count)
 
 
+RECHECKS = 2           # further looks at other runnable work when the first sees some ...
+RECHECK_GAP_S = 0.002  # ... this far apart: the least seen counts
+
+
 def free_cores() -> int:
-    """The usable cores not taken by other runnable work now, at least 1."""
+    """The usable cores not taken by other runnable work now, at least 1. Work seen once
+    is looked for again (RECHECKS, RECHECK_GAP_S apart) and only what stays counts: on a
+    quiet 2-core VM a kernel thread shows as runnable in ~1% of single looks, which halved
+    a process's threads (kodim23 compress 5.0 s instead of 3.4 s); a competing process
+    shows in every look."""
     cores = usable_cores()
-    return max(1, min(cores, cores - runnable_others()))
+    others = runnable_others()
+    for _ in range(RECHECKS):
+        if others == 0:
+            break
+        time.sleep(RECHECK_GAP_S)
+        others = min(others, runnable_others())
+    return max(1, min(cores, cores - others))
 
 
 def intra_op_threads() -> int:

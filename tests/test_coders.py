@@ -156,7 +156,7 @@ def _reference_search(mean, std, k, seed, bits, decay, beam, block_id):
     """One block's beam search written out plainly: at shard j every beam's partial sample
     plus every candidate scaled by the shard's scale, scored by sum_d (s - mean)^2 /
     (std^2 + R_j); the ``beam`` lowest (beam, candidate) pairs go on."""
-    from nnc.coding.greedy import remaining_variance, shard_scale
+    from nnc.coding.greedy_search import remaining_variance, shard_scale
     from nnc.coding.prng import STREAM_LEVEL1, gaussians
     beams = [(torch.zeros(mean.shape[0]), [])]
     kt = torch.tensor([k])
@@ -279,7 +279,7 @@ def test_likelihood_target_decodes_closer_to_what_the_model_predicts():
 def test_best_pairs_are_the_lowest_scores_best_first(beams, cands, k):
     """The beam search's selection (coding/greedy.py _best_pairs) finds the same pairs as
     one sort over all of them."""
-    from nnc.coding.greedy import _best_pairs
+    from nnc.coding.greedy_search import _best_pairs
     score = torch.randn(50, beams, cands, generator=torch.Generator().manual_seed(beams))
     k = min(k, beams * cands)
     parent, choice = _best_pairs(score, k)

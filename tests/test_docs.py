@@ -18,7 +18,8 @@ def test_readme_is_short_and_its_links_resolve():
 def test_the_map_of_the_code_matches_the_tree():
     design = (ROOT / "docs" / "design.md").read_text()
     section = design.split("## Map of the code")[1].split("\n## ")[0]
-    listed = re.findall(r"^(nnc/\S+\.py)\s", section, re.M)
+    listed = re.findall(r"^(nnc/\S+\.(?:py|c))\s", section, re.M)
     assert len(listed) == len(set(listed))
-    tree = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "nnc").rglob("*.py"))
+    tree = sorted(str(p.relative_to(ROOT)) for pattern in ("*.py", "*.c")
+                  for p in (ROOT / "nnc").rglob(pattern))
     assert sorted(listed) == tree

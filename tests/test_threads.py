@@ -48,6 +48,18 @@ def test_this_process_own_busy_threads_are_not_other_work():
     assert threads.own_runnable() >= 1
 
 
+def test_free_cores_ignore_work_seen_once(monkeypatch):
+    """A transient runnable thread (one look of several) does not take a core; work seen in
+    every look does."""
+    cores = threads.usable_cores()
+    looks = iter([1, 0, 1])
+    monkeypatch.setattr(threads, "runnable_others", lambda: next(looks))
+    monkeypatch.setattr(threads, "RECHECK_GAP_S", 0.0)
+    assert threads.free_cores() == cores
+    monkeypatch.setattr(threads, "runnable_others", lambda: 1)
+    assert threads.free_cores() == max(1, cores - 1)
+
+
 def test_runnable_others_reads_this_machine():
     assert threads.runnable_others() >= 0
 

@@ -1,0 +1,445 @@
+/* The level-1 encoder's inner loops in C (coding/greedy.py search_tries): the candidates'
+ * Gaussians, and each search step's scores with their best pairs.
+ *
+ * torch makes a shard's candidates in a dozen passes over memory (the hash, the inverse-CDF
+ * transform, the square) and its scores as a matrix product written out in full and then
+ * sorted; here each candidate is made once in registers, and each score is compared with
+ * the best kept so far as soon as it is computed, never stored.
+ *
+ * fill(keys, n_cand, dims, out, threads): keys, n contiguous int32 block keys; out, a
+ *     contiguous float32 buffer of n x (2 dims + 1) x n_cand, receives for block b
+ *         out[b, d, c] = G(word(keys[b], c, d)),  out[b, dims + d, c] = its square,
+ *         out[b, 2 dims, c] = 1
+ *     (words and G: formats/nnc-v1.md §4, nnc/coding/prng.py). The words are exact; G is
+ *     Giles' single-precision erfinv (the spec's reference) evaluated in binary32, within
+ *     3 binary32 ulps of the reference over all 2^24 inputs (tests/test_candidates.py; the
+ *     spec allows 8). Encoder only: no decoder depends on it.
+ * search_step(lhs, rhs, n, tries, beams, width, n_cand, k, index, threads): for block b and
+ *     try t, the k lowest of the scores lhs[b, t] (beams x width) @ rhs[b] (width x n_cand),
+ *     lowest first (equal scores: the first pair), as beam * n_cand + candidate, into index
+ *     (n x tries x k int64). The rows have greedy.py's layout, width = 2 dims + 1:
+ *     [2 sigma w r | sigma^2 w | sum w r^2], their middle part the same for all beams of a
+ *     try (w and sigma are the try's): the g^2 terms are summed once per try, not per beam,
+ *     which halves the multiplications.
+ * gaussians(words, out): out[i] = G(words[i]) (the tests check G with it).
+ * ISA: "avx2+fma" where the CPU has them (the kernels are compiled twice, for x86-64's
+ *     baseline and for AVX2 with FMA, and picked when the module loads), else "baseline".
+ *
+ * Work is split over ``threads`` POSIX threads, the GIL released.
+ */
+#ifndef KERNELS
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_K 256          /* search_step's k */
+#define ROWS 4             /* beams scored together: ROWS x 16 candidates in registers */
+
+typedef float v8 __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+static inline uint32_t mix32(uint32_t x) {
+    x ^= x >> 16;
+    x *= 0x7FEB352Du;
+    x ^= x >> 15;
+    x *= 0x846CA68Bu;
+    x ^= x >> 16;
+    return x;
+}
+
+static inline float as_float(uint32_t i) { float f; memcpy(&f, &i, 4); return f; }
+static inline uint32_t as_u32(float f) { uint32_t i; memcpy(&i, &f, 4); return i; }
+
+/* natural log of a positive normal binary32 value: reduce to m in [sqrt(1/2), sqrt(2)),
+ * then log(m) = 2 atanh(s), s = (m - 1) / (m + 1), by the usual minimax polynomial in s^2
+ * (within 1 ulp) */
+static inline float log_positive(float a) {
+    uint32_t i = as_u32(a) + (0x3f800000u - 0x3f3504f3u);
+    float k = (float)((int32_t)(i >> 23) - 0x7f);
+    float f = as_float((i & 0x007fffffu) + 0x3f3504f3u) - 1.0f;
+    float s = f / (2.0f + f);
+    float z = s * s, w = z * z;
+    float r = z * (0.66666662693f + w * 0.28498786688f) + w * (0.40000972152f + w * 0.24279078841f);
+    float hf = 0.5f * f * f;
+    return s * (hf + r) + k * 9.0580006145e-06f - hf + f + k * 6.9313812256e-01f;
+}
+
+/* G of the 24 high bits of a word: sqrt(2) erfinv(x), x = (2k + 1) / 2^24 - 1, both of
+ * Giles' branches computed and one kept (so that loops of it vectorize) */
+static inline float gaussian(uint32_t word) {
+    float x = (float)(int32_t)(word >> 8) * 0x1p-23f + (0x1p-24f - 1.0f);
+    float w = -log_positive((1.0f - x) * (1.0f + x));
+    float t = w - 2.5f;
+    float p = 2.81022636e-08f;
+    p = 3.43273939e-07f + p * t;
+    p = -3.5233877e-06f + p * t;
+    p = -4.39150654e-06f + p * t;
+    p = 0.00021858087f + p * t;
+    p = -0.00125372503f + p * t;
+    p = -0.00417768164f + p * t;
+    p = 0.246640727f + p * t;
+    p = 1.50140941f + p * t;
+    float u = __builtin_sqrtf(w) - 3.0f;
+    float q = -0.000200214257f;
+    q = 0.000100950558f + q * u;
+    q = 0.00134934322f + q * u;
+    q = -0.00367342844f + q * u;
+    q = 0.00573950773f + q * u;
+    q = -0.0076224613f + q * u;
+    q = 0.00943887047f + q * u;
+    q = 1.00167406f + q * u;
+    q = 2.83297682f + q * u;
+    return ((w < 5.0f ? p : q) * x) * 1.41421356f;
+}
+
+/* keeps the k lowest values seen (val, ascending) and their positions */
+static inline void keep(float v, int64_t p, float *val, int64_t *pos, int *kept, int k) {
+    if (*kept == k && !(v < val[k - 1]))
+        return;
+    int j = *kept < k ? (*kept)++ : k - 1;
+    while (j > 0 && v < val[j - 1]) {
+        val[j] = val[j - 1];
+        pos[j] = pos[j - 1];
+        j--;
+    }
+    val[j] = v;
+    pos[j] = p;
+}
+
+typedef struct {
+    const float *lhs;      /* n x (tries beams) x width */
+    const float *rhs;      /* n x width x n_cand */
+    Py_ssize_t tries, beams, width, n_cand;
+    int k;
+    int64_t *index;        /* n x tries x k */
+    int failed;            /* out of memory */
+} StepCtx;
+
+/* the kernels, twice: KERNEL(name) names each version */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define HAVE_AVX2_KERNELS 1
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define KERNELS 1
+#define KERNEL(name) name##_avx2
+#include "_candidates.c"   /* this file, its KERNELS part */
+#undef KERNEL
+#pragma GCC pop_options
+#endif
+#define KERNEL(name) name##_base
+#include "_candidates.c"   /* this file, its KERNELS part */
+#undef KERNEL
+
+static int avx2;           /* the CPU has AVX2 and FMA: the _avx2 kernels run */
+
+/* ---- running a function over ranges of rows on several threads, the GIL released ---- */
+
+typedef void (*RangeFn)(void *ctx, Py_ssize_t first, Py_ssize_t last);
+
+typedef struct {
+    RangeFn fn;
+    void *ctx;
+    Py_ssize_t first, last;
+} Part;
+
+static void *run_part(void *arg) {
+    Part *p = (Part *)arg;
+    p->fn(p->ctx, p->first, p->last);
+    return NULL;
+}
+
+#define MAX_THREADS 64
+
+/* fn over [0, n) in ``threads`` ranges (a thread that cannot start: its range runs here) */
+static void parallel(RangeFn fn, void *ctx, Py_ssize_t n, int threads) {
+    if (threads > MAX_THREADS)
+        threads = MAX_THREADS;
+    if (threads > n)
+        threads = (int)n;
+    if (threads < 1)
+        threads = 1;
+    Part parts[MAX_THREADS];
+    pthread_t ids[MAX_THREADS];
+    int started[MAX_THREADS];
+    Py_BEGIN_ALLOW_THREADS
+    for (int t = 0; t < threads; t++) {
+        parts[t] = (Part){fn, ctx, n * t / threads, n * (t + 1) / threads};
+        started[t] = t > 0 && pthread_create(&ids[t], NULL, run_part, &parts[t]) == 0;
+    }
+    for (int t = 0; t < threads; t++)
+        if (!started[t])
+            run_part(&parts[t]);
+    for (int t = 0; t < threads; t++)
+        if (started[t])
+            pthread_join(ids[t], NULL);
+    Py_END_ALLOW_THREADS
+}
+
+static void release(Py_buffer *bufs, int count) {
+    for (int i = 0; i < count; i++)
+        PyBuffer_Release(&bufs[i]);
+}
+
+/* buffers of Python objects: contiguous, of the given byte sizes (writable: the last) */
+static int get_buffers(PyObject **objs, Py_buffer *bufs, const Py_ssize_t *sizes, int count,
+                       const char *what) {
+    for (int i = 0; i < count; i++) {
+        int flags = PyBUF_C_CONTIGUOUS | (i == count - 1 ? PyBUF_WRITABLE : 0);
+        if (PyObject_GetBuffer(objs[i], &bufs[i], flags) < 0) {
+            release(bufs, i);
+            return -1;
+        }
+        if (bufs[i].len != sizes[i]) {
+            PyErr_Format(PyExc_ValueError, "%s: argument %d has %zd bytes, not %zd", what, i,
+                         bufs[i].len, sizes[i]);
+            release(bufs, i + 1);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- fill ---- */
+
+typedef struct {
+    const uint32_t *keys;
+    int n_cand, dims;
+    float *out;
+} FillCtx;
+
+static void fill_range(void *arg, Py_ssize_t first, Py_ssize_t last) {
+    FillCtx *fc = (FillCtx *)arg;
+    size_t stride = (size_t)(2 * fc->dims + 1) * fc->n_cand;
+    for (Py_ssize_t b = first; b < last; b++) {
+        float *out = fc->out + stride * b;
+#ifdef HAVE_AVX2_KERNELS
+        if (avx2) {
+            fill_block_avx2(fc->keys[b], fc->n_cand, fc->dims, out);
+            continue;
+        }
+#endif
+        fill_block_base(fc->keys[b], fc->n_cand, fc->dims, out);
+    }
+}
+
+static PyObject *fill(PyObject *self, PyObject *args) {
+    PyObject *objs[2];
+    int n_cand, dims, threads;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "OiiOi", &objs[0], &n_cand, &dims, &objs[1], &threads))
+        return NULL;
+    if (n_cand <= 0 || dims <= 0 || dims > (1 << 16) || n_cand > (1 << 24)) {
+        PyErr_SetString(PyExc_ValueError, "fill: n_cand and dims must be positive");
+        return NULL;
+    }
+    Py_buffer bufs[2];
+    if (PyObject_GetBuffer(objs[0], &bufs[0], PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    n = bufs[0].len / 4;
+    PyBuffer_Release(&bufs[0]);
+    Py_ssize_t sizes[2] = {n * 4, n * (2 * dims + 1) * (Py_ssize_t)n_cand * 4};
+    if (get_buffers(objs, bufs, sizes, 2, "fill") < 0)
+        return NULL;
+    FillCtx fc = {(const uint32_t *)bufs[0].buf, n_cand, dims, (float *)bufs[1].buf};
+    parallel(fill_range, &fc, n, threads);
+    release(bufs, 2);
+    Py_RETURN_NONE;
+}
+
+/* ---- search_step ---- */
+
+static void step_range(void *arg, Py_ssize_t first, Py_ssize_t last) {
+    StepCtx *sc = (StepCtx *)arg;
+    float *quad = malloc(sizeof(float) * (size_t)sc->n_cand);
+    if (!quad) {
+        sc->failed = 1;
+        return;
+    }
+    for (Py_ssize_t i = first; i < last; i++) {
+#ifdef HAVE_AVX2_KERNELS
+        if (avx2) {
+            step_block_avx2(sc, i, quad);
+            continue;
+        }
+#endif
+        step_block_base(sc, i, quad);
+    }
+    free(quad);
+}
+
+static PyObject *search_step(PyObject *self, PyObject *args) {
+    PyObject *objs[3];
+    Py_ssize_t n, tries, beams, width, n_cand;
+    int k, threads;
+    if (!PyArg_ParseTuple(args, "OOnnnnniOi", &objs[0], &objs[1], &n, &tries, &beams, &width,
+                          &n_cand, &k, &objs[2], &threads))
+        return NULL;
+    if (n < 0 || tries < 1 || beams < 1 || width < 3 || width % 2 == 0 || n_cand < 16
+            || n_cand % 16 || k < 1
+            || k > MAX_K || k > beams * n_cand) {
+        PyErr_SetString(PyExc_ValueError, "search_step: bad sizes (n_cand: a multiple of 16; "
+                        "1 <= k <= min(256, beams n_cand))");
+        return NULL;
+    }
+    Py_buffer bufs[3];
+    Py_ssize_t sizes[3] = {n * tries * beams * width * 4, n * width * n_cand * 4,
+                           n * tries * k * 8};
+    if (get_buffers(objs, bufs, sizes, 3, "search_step") < 0)
+        return NULL;
+    StepCtx sc = {(const float *)bufs[0].buf, (const float *)bufs[1].buf, tries, beams, width,
+                  n_cand, k, (int64_t *)bufs[2].buf, 0};
+    parallel(step_range, &sc, n, threads);
+    release(bufs, 3);
+    if (sc.failed)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+/* ---- gaussians ---- */
+
+static PyObject *gaussians(PyObject *self, PyObject *args) {
+    PyObject *objs[2];
+    if (!PyArg_ParseTuple(args, "OO", &objs[0], &objs[1]))
+        return NULL;
+    Py_buffer bufs[2];
+    if (PyObject_GetBuffer(objs[0], &bufs[0], PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    Py_ssize_t n = bufs[0].len / 4;
+    PyBuffer_Release(&bufs[0]);
+    Py_ssize_t sizes[2] = {n * 4, n * 4};
+    if (get_buffers(objs, bufs, sizes, 2, "gaussians") < 0)
+        return NULL;
+    const uint32_t *words = (const uint32_t *)bufs[0].buf;
+    float *out = (float *)bufs[1].buf;
+#ifdef HAVE_AVX2_KERNELS
+    if (avx2)
+        map_gaussian_avx2(words, out, n);
+    else
+#endif
+        map_gaussian_base(words, out, n);
+    release(bufs, 2);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"fill", fill, METH_VARARGS,
+     "fill(keys, n_cand, dims, out, threads): the candidates' Gaussians, their squares and "
+     "ones, per block (see the module's source)."},
+    {"search_step", search_step, METH_VARARGS,
+     "search_step(lhs, rhs, n, tries, beams, width, n_cand, k, index, threads): for each "
+     "block and try, the k lowest of the scores lhs[b, t] @ rhs[b], lowest first, as "
+     "beam * n_cand + candidate."},
+    {"gaussians", gaussians, METH_VARARGS, "gaussians(words, out): out[i] = G(words[i])."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_candidates",
+                                    "The level-1 encoder's inner loops in C.", -1, methods};
+
+PyMODINIT_FUNC PyInit__candidates(void) {
+#ifdef HAVE_AVX2_KERNELS
+    __builtin_cpu_init();
+    avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    const char *off = getenv("NNC_C_BASELINE");     /* the baseline kernels on any CPU */
+    if (off && *off && strcmp(off, "0"))
+        avx2 = 0;
+#endif
+    PyObject *m = PyModule_Create(&module);
+    if (m && PyModule_AddStringConstant(m, "ISA", avx2 ? "avx2+fma" : "baseline") < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
+
+#else  /* KERNELS: included twice above, once per instruction set */
+
+static void KERNEL(fill_block)(uint32_t key, int n_cand, int dims, float *out) {
+    float *one = out + (size_t)2 * dims * n_cand;
+    uint32_t *h = (uint32_t *)one;         /* the candidates' words, before the ones */
+    for (int c = 0; c < n_cand; c++)
+        h[c] = mix32(key ^ (uint32_t)c);
+    for (int d = 0; d < dims; d++) {
+        float *restrict g = out + (size_t)d * n_cand;
+        float *restrict g2 = out + (size_t)(dims + d) * n_cand;
+        const uint32_t *restrict hc = h;
+        for (int c = 0; c < n_cand; c++) {
+            float v = gaussian(mix32(hc[c] ^ (uint32_t)d));
+            g[c] = v;
+            g2[c] = v * v;
+        }
+    }
+    for (int c = 0; c < n_cand; c++)
+        one[c] = 1.0f;
+}
+
+static void KERNEL(map_gaussian)(const uint32_t *words, float *out, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++)
+        out[i] = gaussian(words[i]);
+}
+
+static void KERNEL(step_block)(const StepCtx *sc, Py_ssize_t i, float *quad) {
+    Py_ssize_t B = sc->beams, J = sc->width, C = sc->n_cand, D = (J - 1) / 2;
+    const float *rhs = sc->rhs + i * J * C;
+    for (Py_ssize_t t = 0; t < sc->tries; t++) {
+        const float *lhs = sc->lhs + (i * sc->tries + t) * B * J;
+        /* the try's squared terms, the same for all its beams: quad = lhs[0, D:2D] @ g^2 */
+        for (Py_ssize_t c = 0; c < C; c++)
+            quad[c] = 0.0f;
+        for (Py_ssize_t j = D; j < 2 * D; j++) {
+            const float *restrict g2 = rhs + j * C;
+            float *restrict qd = quad;
+            float a = lhs[j];
+            for (Py_ssize_t c = 0; c < C; c++)
+                qd[c] += a * g2[c];
+        }
+        float val[MAX_K];
+        int64_t pos[MAX_K];
+        int kept = 0;
+        for (Py_ssize_t b0 = 0; b0 < B; b0 += ROWS) {
+            int rows = B - b0 < ROWS ? (int)(B - b0) : ROWS;
+            const float *a[ROWS];
+            for (int q = 0; q < ROWS; q++)
+                a[q] = lhs + (b0 + (q < rows ? q : 0)) * J;
+            for (Py_ssize_t c0 = 0; c0 < C; c0 += 16) {
+                v8 acc[ROWS][2], q0, q1;
+                memcpy(&q0, quad + c0, 32);
+                memcpy(&q1, quad + c0 + 8, 32);
+                for (int q = 0; q < ROWS; q++) {       /* + the beam's constant, sum w r^2 */
+                    acc[q][0] = q0 + a[q][2 * D];
+                    acc[q][1] = q1 + a[q][2 * D];
+                }
+                for (Py_ssize_t j = 0; j < D; j++) {
+                    v8 g0, g1;
+                    memcpy(&g0, rhs + j * C + c0, 32);
+                    memcpy(&g1, rhs + j * C + c0 + 8, 32);
+                    for (int q = 0; q < ROWS; q++) {
+                        acc[q][0] += a[q][j] * g0;
+                        acc[q][1] += a[q][j] * g1;
+                    }
+                }
+                for (int q = 0; q < rows; q++) {
+                    /* most tiles hold no score under the k-th kept: one vector test */
+                    float worst = kept == sc->k ? val[sc->k - 1] : INFINITY;
+                    v8i lower = (acc[q][0] < worst) | (acc[q][1] < worst);
+                    uint64_t any[4];
+                    memcpy(any, &lower, 32);
+                    if (!(any[0] | any[1] | any[2] | any[3]))
+                        continue;
+                    for (int h = 0; h < 2; h++)
+                        for (int l = 0; l < 8; l++)
+                            keep(acc[q][h][l], (b0 + q) * C + c0 + h * 8 + l, val, pos,
+                                 &kept, sc->k);
+                }
+            }
+        }
+        memcpy(sc->index + (i * sc->tries + t) * sc->k, pos, sizeof(int64_t) * (size_t)sc->k);
+    }
+}
+
+#endif

@@ -1,0 +1,117 @@
+"""The level-1 encoder's C kernels (nnc/coding/_candidates.c) against the torch code they
+replace (coding/greedy_search.py) and the spec's Gaussian transform (formats/nnc-v1.md §4)."""
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from nnc.coding import greedy_search
+from nnc.coding.prng import (STREAM_LEVEL1, block_keys, candidate_words, erfinv_np,
+                             words_to_gaussian)
+
+C = greedy_search._candidates
+needs_c = pytest.mark.skipif(C is None, reason="nnc's C kernels are not built here")
+
+
+def test_built_where_a_compiler_is():
+    """pip builds the kernels wherever a C compiler is (the extension is optional, so a
+    failed build would otherwise pass unseen and leave the encoder 2x slower)."""
+    if sys.platform.startswith("linux") and shutil.which("cc"):
+        assert C is not None, "nnc/coding/_candidates.c did not build: pip install -e . -v"
+
+
+def ulps(a: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    return np.abs(a.astype(np.float64) - ref) / np.spacing(np.abs(ref.astype(np.float32)))
+
+
+@needs_c
+def test_gaussians_within_the_spec_of_the_reference():
+    """G within 8 binary32 ulps of the spec's reference for every k checked: both ends,
+    and every 7th k between (all 2^24 measured: at most 3 ulps)."""
+    k = np.concatenate([np.arange(4096), np.arange(4096, (1 << 24) - 4096, 7),
+                        np.arange((1 << 24) - 4096, 1 << 24)]).astype(np.uint32)
+    out = np.empty(k.shape, np.float32)
+    C.gaussians(k << np.uint32(8) | np.uint32(0xA5), out)
+    x = k.astype(np.float32) * np.float32(2.0 ** -23) + np.float32(2.0 ** -24 - 1)
+    ref = erfinv_np(x) * 1.4142135623730951
+    assert ulps(out, ref).max() <= 8
+
+
+@needs_c
+def test_fill_is_torchs_candidates():
+    keys = block_keys(7, STREAM_LEVEL1 + 2, torch.arange(5))
+    cand = torch.arange(1024, dtype=torch.int32)
+    out = torch.empty(5, 33, 1024)
+    C.fill(keys.numpy(), 1024, 16, out.numpy(), 2)
+    g = words_to_gaussian(candidate_words(keys, cand, 16, dims_first=True))
+    assert ulps(out[:, :16].numpy(), g.double().numpy()).max() <= 8
+    assert torch.equal(out[:, 16:32], out[:, :16] * out[:, :16])
+    assert bool((out[:, 32] == 1).all())
+    with pytest.raises(ValueError):
+        C.fill(keys.numpy(), 1024, 16, out[:4].numpy(), 1)
+
+
+def structured_rows(n, tries, beams, dims=16, seed=0):
+    """Rows as search_tries builds them: [2 sigma w r | sigma^2 w | sum w r^2], the middle
+    part the same for all beams of a try."""
+    gen = torch.Generator().manual_seed(seed)
+    lhs = torch.randn(n, tries, beams, 2 * dims + 1, generator=gen)
+    lhs[..., dims:2 * dims] = lhs[:, :, :1, dims:2 * dims].abs()
+    return lhs
+
+
+@needs_c
+@pytest.mark.parametrize("beams,k", [(1, 16), (16, 16), (5, 3)])
+def test_search_step_is_the_product_and_its_best_pairs(beams, k):
+    n, tries, dims, cands = 6, 3, 16, 1024
+    lhs = structured_rows(n, tries, beams, dims)
+    rhs = greedy_search.candidate_rhs(block_keys(1, STREAM_LEVEL1, torch.arange(n)),
+                               torch.arange(cands, dtype=torch.int32), dims)
+    top = torch.empty(n * tries, k, dtype=torch.int64)
+    C.search_step(lhs.numpy(), rhs.numpy(), n, tries, beams, 2 * dims + 1, cands, k,
+                  top.numpy(), 2)
+    score = torch.bmm(lhs.double().view(n, tries * beams, -1), rhs.double())
+    ref = score.view(n * tries, beams * cands).topk(k, dim=1, largest=False).indices
+    assert torch.equal(top, ref)
+
+
+SEARCH = """
+import torch
+from nnc.coding import greedy_search
+torch.manual_seed(0)
+mean, std = torch.randn(300, 16) * 2, torch.rand(300, 16) * 0.5 + 0.1
+k = torch.randint(0, 6, (300, 2))
+idx, s = greedy_search.search_tries(mean, std, k, 3, 10, 0.6, 8)
+print(greedy_search._candidates.ISA, idx.tolist())
+"""
+
+
+@needs_c
+def test_baseline_kernels_agree():
+    """The kernels built for the ISA's baseline (NNC_C_BASELINE=1) choose what the AVX2
+    ones do."""
+    outs = [subprocess.run([sys.executable, "-c", SEARCH], check=True, capture_output=True,
+                           text=True, env=dict(os.environ, NNC_C_BASELINE=flag)
+                           ).stdout.split(" ", 1) for flag in ("0", "1")]
+    assert outs[1][0] == "baseline"
+    assert outs[0][1] == outs[1][1]
+
+
+@needs_c
+def test_search_tries_with_and_without_the_kernels(monkeypatch):
+    """The encoder's search gives the same indices with the C kernels as with torch's ops,
+    but where G's last-ulp differences flip a near tie (rare)."""
+    torch.manual_seed(1)
+    mean, std = torch.randn(400, 16) * 2, torch.rand(400, 16) * 0.5 + 0.1
+    k = torch.randint(0, 8, (400, 3))
+    idx_c, s_c = greedy_search.search_tries(mean, std, k, 5, 10, 0.6, 16)
+    monkeypatch.setattr(greedy_search, "_candidates", None)
+    idx_t, s_t = greedy_search.search_tries(mean, std, k, 5, 10, 0.6, 16)
+    same = (idx_c == idx_t).all(-1).float().mean().item()
+    assert same > 0.99
+    rows = (idx_c == idx_t).all(-1)
+    assert torch.allclose(s_c[rows], s_t[rows], atol=1e-5)
