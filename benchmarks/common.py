@@ -56,7 +56,7 @@ def machine_facts() -> dict:
         facts["native_bf16"] = fast_bf16()
     except ImportError:
         pass
-    try:        # the level-1 encoder's C kernels (nnc/coding/_candidates.c) and their ISA
+    try:        # the level-1 encoder's C kernels (nnc/coding/_kernels.c) and their ISA
         from nnc.coding import _candidates
         facts["nnc_c_kernels"] = _candidates.ISA
     except ImportError:

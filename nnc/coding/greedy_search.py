@@ -3,22 +3,17 @@ shared candidates, shard by shard, for several shard counts of a block at once. 
 only.
 
 Its inner loops (the candidates' Gaussians, the scores of every beam and candidate, the
-best pairs) run in C where the install built nnc/coding/_candidates.c, and with torch's
+best pairs) run in C where the install built nnc/coding/_kernels.c, and with torch's
 ops elsewhere; both choose the same candidates but where the last-ulp differences of the
-Gaussians flip a near tie (tests/test_candidates.py).
+Gaussians flip a near tie (tests/test_kernels.py).
 """
 from __future__ import annotations
 
-import importlib
 import math
 
 from ..lazy import torch
+from .native import kernels
 from .prng import STREAM_LEVEL1, block_keys, candidate_words, words_to_gaussian
-
-try:        # the search's loops in C (nnc/coding/_candidates.c), where the install built them
-    _candidates = importlib.import_module(__package__ + "._candidates")  # (not a .py module)
-except ImportError:
-    _candidates = None
 
 
 # elements (blocks x candidates x dims) processed per chunk: bounds peak memory (~0.25 GiB);
@@ -70,12 +65,12 @@ def _search_step(lhs: torch.Tensor, rhs: torch.Tensor, k: int
     """The ``k`` best (beam, candidate) pairs of each block and try, best first, each
     (n * tries, k): the scores lhs (n, tries, beams, width) @ rhs (n, width, candidates) and
     their :func:`_best_pairs`. On the CPU, where the install built it, in one C pass that
-    keeps the scores in registers (nnc/coding/_candidates.c ``search_step``)."""
+    keeps the scores in registers (nnc/coding/_kernels.c ``search_step``)."""
     n, T, B, width = lhs.shape
     cands = rhs.shape[2]
-    if _candidates is not None and lhs.device.type == "cpu" and cands % 16 == 0:
+    if kernels is not None and lhs.device.type == "cpu" and cands % 32 == 0:
         top = torch.empty(n * T, k, dtype=torch.int64)
-        _candidates.search_step(lhs.contiguous().numpy(), rhs.contiguous().numpy(), n, T, B,
+        kernels.search_step(lhs.contiguous().numpy(), rhs.contiguous().numpy(), n, T, B,
                                 width, cands, k, top.numpy(), torch.get_num_threads())
         return top // cands, top % cands
     score = torch.bmm(lhs.reshape(n, T * B, width), rhs)
@@ -166,7 +161,7 @@ def candidate_rhs(keys: torch.Tensor, cand: torch.Tensor, dims: int,
     """The shared candidates of blocks with ``keys`` (n,) int32, as the right-hand side of
     search_tries' score product: (n, 2 dims + 1, len(cand)) float32, rows g (the candidates'
     Gaussians, dims first), g^2 and 1. On the CPU, where the install built it, in one C pass
-    (nnc/coding/_candidates.c: the same words, G within a few float32 ulps of torch's, 3x
+    (nnc/coding/_kernels.c: the same words, G within a few float32 ulps of torch's, 3x
     faster on two cores); else with torch's ops. ``buffer``: a float32 tensor of at least
     that many elements to write them to (one buffer for all shards of a chunk of blocks
     saves faulting fresh memory in every shard)."""
@@ -174,9 +169,9 @@ def candidate_rhs(keys: torch.Tensor, cand: torch.Tensor, dims: int,
     shape = (n, 2 * dims + 1, n_cand)
     rhs = (torch.empty(shape, device=keys.device) if buffer is None
            else buffer.view(-1)[:math.prod(shape)].view(shape))
-    if (_candidates is not None and keys.device.type == "cpu"
+    if (kernels is not None and keys.device.type == "cpu"
             and bool((cand == torch.arange(n_cand, dtype=cand.dtype)).all())):
-        _candidates.fill(keys.contiguous().numpy(), n_cand, dims, rhs.numpy(),
+        kernels.fill(keys.contiguous().numpy(), n_cand, dims, rhs.numpy(),
                          torch.get_num_threads())
         return rhs
     g = words_to_gaussian(candidate_words(keys, cand, dims, dims_first=True),

@@ -31,6 +31,7 @@ import numpy as np
 from ..errors import FormatError
 from ..lazy import torch
 from . import outliers, sideinfo
+from .native import kernels
 from .prng import (STREAM_L2_GUMBEL, STREAM_L2_OUTLIER_NOISE, STREAM_LEVEL2, block_keys,
                    block_keys_np, mix32, mix32_, mix32_np, words_to_gaussian,
                    words_to_gaussian_np, words_to_uniform)
@@ -132,6 +133,24 @@ def _candidate_gaussians(seed, group_of_dim, pos_in_group, candidates):
     return words_to_gaussian(h)
 
 
+def _add_weights(logw, seed, groups, rows, pos_in_group, m, s, cand) -> None:
+    """Adds each dimension's log q(x) - log p(x) (up to the group-constant -log s) for every
+    candidate x of its group to ``logw``'s row ``rows``. On the CPU, where nnc's C kernels
+    are built, in one pass (nnc/coding/_kernels.c ``level2_weights``: the same words, G
+    within a few float32 ulps of torch's); else with torch's ops."""
+    if kernels is not None and logw.device.type == "cpu" and logw.is_contiguous():
+        keys = block_keys(seed, STREAM_LEVEL2, groups, logw.device)
+        i32 = lambda t: t.to(torch.int32).contiguous().numpy()   # noqa: E731
+        kernels.level2_weights(keys.numpy(), i32(pos_in_group), m.contiguous().numpy(),
+                               s.contiguous().numpy(), i32(rows), logw.numpy(), len(cand),
+                               torch.get_num_threads())
+        return
+    x = _candidate_gaussians(seed, groups, pos_in_group, cand)
+    lw = x.square().mul_(0.5)                   # in place: these are the largest arrays
+    lw.sub_(x.sub_(m[:, None]).div_(s[:, None]).square_(), alpha=0.5)
+    logw.index_add_(0, rows, lw)
+
+
 def _gumbel_choice(seed: int, g0: int, g1: int, cand: torch.Tensor,
                    logw: torch.Tensor) -> torch.Tensor:
     """Gumbel-max over groups g0 ... g1 - 1: a sample of the categorical distribution
@@ -179,11 +198,7 @@ def importance_encode(mean: "torch.Tensor", std: "torch.Tensor", seed: int, inde
         g_hi = int(gd[-1]) + 1                     # groups [open_lo, g_hi) are touched
         logw = torch.cat([logw, torch.zeros(g_hi - open_lo - logw.shape[0], n_cand,
                                             device=device)])
-        x = _candidate_gaussians(seed, gd, pos_in_group[sl], cand)
-        # log q(x) - log p(x), up to the group-constant -log s
-        lw = x.square().mul_(0.5)                   # in place: these are the largest arrays
-        lw.sub_(x.sub_(m[sl, None]).div_(s[sl, None]).square_(), alpha=0.5)
-        logw.index_add_(0, gd - open_lo, lw)
+        _add_weights(logw, seed, gd, gd - open_lo, pos_in_group[sl], m[sl], s[sl], cand)
         done = g_hi if ends[g_hi - 1] <= a + chunk else g_hi - 1
         if done > open_lo:
             chosen[open_lo:done] = _gumbel_choice(seed, open_lo, done, cand,

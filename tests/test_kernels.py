@@ -1,4 +1,4 @@
-"""The level-1 encoder's C kernels (nnc/coding/_candidates.c) against the torch code they
+"""The encoders' C kernels (nnc/coding/_kernels.c) against the torch code they
 replace (coding/greedy_search.py) and the spec's Gaussian transform (formats/nnc-v1.md §4)."""
 import os
 import shutil
@@ -13,7 +13,7 @@ from nnc.coding import greedy_search
 from nnc.coding.prng import (STREAM_LEVEL1, block_keys, candidate_words, erfinv_np,
                              words_to_gaussian)
 
-C = greedy_search._candidates
+C = greedy_search.kernels
 needs_c = pytest.mark.skipif(C is None, reason="nnc's C kernels are not built here")
 
 
@@ -21,7 +21,7 @@ def test_built_where_a_compiler_is():
     """pip builds the kernels wherever a C compiler is (the extension is optional, so a
     failed build would otherwise pass unseen and leave the encoder 2x slower)."""
     if sys.platform.startswith("linux") and shutil.which("cc"):
-        assert C is not None, "nnc/coding/_candidates.c did not build: pip install -e . -v"
+        assert C is not None, "nnc/coding/_kernels.c did not build: pip install -e . -v"
 
 
 def ulps(a: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -86,19 +86,19 @@ torch.manual_seed(0)
 mean, std = torch.randn(300, 16) * 2, torch.rand(300, 16) * 0.5 + 0.1
 k = torch.randint(0, 6, (300, 2))
 idx, s = greedy_search.search_tries(mean, std, k, 3, 10, 0.6, 8)
-print(greedy_search._candidates.ISA, idx.tolist())
+print(greedy_search.kernels.ISA, idx.tolist())
 """
 
 
 @needs_c
-def test_baseline_kernels_agree():
-    """The kernels built for the ISA's baseline (NNC_C_BASELINE=1) choose what the AVX2
-    ones do."""
+def test_the_kernels_of_every_isa_agree():
+    """The kernels built for AVX-512, for AVX2 and for the ISA's baseline (NNC_KERNELS caps
+    the choice) choose the same candidates."""
     outs = [subprocess.run([sys.executable, "-c", SEARCH], check=True, capture_output=True,
-                           text=True, env=dict(os.environ, NNC_C_BASELINE=flag)
-                           ).stdout.split(" ", 1) for flag in ("0", "1")]
-    assert outs[1][0] == "baseline"
-    assert outs[0][1] == outs[1][1]
+                           text=True, env=dict(os.environ, NNC_KERNELS=isa)
+                           ).stdout.split(" ", 1) for isa in ("avx512", "avx2", "baseline")]
+    assert outs[2][0] == "baseline"
+    assert outs[0][1] == outs[1][1] == outs[2][1]
 
 
 @needs_c
@@ -109,9 +109,32 @@ def test_search_tries_with_and_without_the_kernels(monkeypatch):
     mean, std = torch.randn(400, 16) * 2, torch.rand(400, 16) * 0.5 + 0.1
     k = torch.randint(0, 8, (400, 3))
     idx_c, s_c = greedy_search.search_tries(mean, std, k, 5, 10, 0.6, 16)
-    monkeypatch.setattr(greedy_search, "_candidates", None)
+    monkeypatch.setattr(greedy_search, "kernels", None)
     idx_t, s_t = greedy_search.search_tries(mean, std, k, 5, 10, 0.6, 16)
     same = (idx_c == idx_t).all(-1).float().mean().item()
     assert same > 0.99
     rows = (idx_c == idx_t).all(-1)
     assert torch.allclose(s_c[rows], s_t[rows], atol=1e-5)
+
+
+@needs_c
+def test_level2_weights_are_torchs(monkeypatch):
+    """Level 2's log-weights (coding/importance.py _add_weights) in C and with torch's ops,
+    groups of several dimensions each, split over threads at group boundaries."""
+    from nnc.coding import importance
+    gen = torch.Generator().manual_seed(3)
+    sizes = torch.randint(1, 9, (40,), generator=gen)
+    groups = torch.repeat_interleave(torch.arange(40), sizes)
+    pos = torch.arange(groups.numel()) - (torch.cumsum(sizes, 0) - sizes)[groups]
+    m = torch.randn(groups.numel(), generator=gen)
+    s = torch.rand(groups.numel(), generator=gen) * 0.9 + 0.1
+    cand = torch.arange(4096, dtype=torch.int32)
+    got = torch.zeros(40, 4096)
+    importance._add_weights(got, 11, groups + 100, groups, pos, m, s, cand)
+    monkeypatch.setattr(importance, "kernels", None)
+    want = torch.zeros(40, 4096)
+    importance._add_weights(want, 11, groups + 100, groups, pos, m, s, cand)
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-4)
+    with pytest.raises(ValueError, match="ascend"):
+        C.level2_weights(*(a.numpy() for a in (block_keys(0, 0, groups), pos.int(), m, s)),
+                         groups.flip(0).int().numpy(), got.numpy(), 4096, 2)

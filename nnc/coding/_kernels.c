@@ -1,5 +1,6 @@
-/* The level-1 encoder's inner loops in C (coding/greedy.py search_tries): the candidates'
- * Gaussians, and each search step's scores with their best pairs.
+/* The encoders' inner loops in C: level 1's search (coding/greedy_search.py search_tries),
+ * the candidates' Gaussians and each search step's scores with their best pairs; and level
+ * 2's candidates' log-weights (coding/importance.py importance_encode).
  *
  * torch makes a shard's candidates in a dozen passes over memory (the hash, the inverse-CDF
  * transform, the square) and its scores as a matrix product written out in full and then
@@ -12,7 +13,7 @@
  *         out[b, 2 dims, c] = 1
  *     (words and G: formats/nnc-v1.md §4, nnc/coding/prng.py). The words are exact; G is
  *     Giles' single-precision erfinv (the spec's reference) evaluated in binary32, within
- *     3 binary32 ulps of the reference over all 2^24 inputs (tests/test_candidates.py; the
+ *     3 binary32 ulps of the reference over all 2^24 inputs (tests/test_kernels.py; the
  *     spec allows 8). Encoder only: no decoder depends on it.
  * search_step(lhs, rhs, n, tries, beams, width, n_cand, k, index, threads): for block b and
  *     try t, the k lowest of the scores lhs[b, t] (beams x width) @ rhs[b] (width x n_cand),
@@ -21,9 +22,15 @@
  *     [2 sigma w r | sigma^2 w | sum w r^2], their middle part the same for all beams of a
  *     try (w and sigma are the try's): the g^2 terms are summed once per try, not per beam,
  *     which halves the multiplications.
+ * level2_weights(keys, pos, mean, std, rows, logw, n_cand, threads): for each dimension i of a
+ *     group of level 2, with x_c = G(word(keys[i], c, pos[i])) (keys: the group's block key),
+ *     logw[rows[i], c] += x_c^2 / 2 - ((x_c - mean[i]) / std[i])^2 / 2, in the order of i:
+ *     log q(x) - log p(x) summed over the group's dimensions (up to a constant).
  * gaussians(words, out): out[i] = G(words[i]) (the tests check G with it).
- * ISA: "avx2+fma" where the CPU has them (the kernels are compiled twice, for x86-64's
- *     baseline and for AVX2 with FMA, and picked when the module loads), else "baseline".
+ * ISA: the kernels this CPU runs: "avx512" (AVX-512 F, VL and DQ), "avx2+fma" or
+ *     "baseline" (on x86-64 they are compiled three times and picked when the module
+ *     loads; elsewhere once, for the compiler's baseline). The environment variable
+ *     NNC_KERNELS=avx2 or baseline caps the choice (for measuring the others' speed).
  *
  * Work is split over ``threads`` POSIX threads, the GIL released.
  */
@@ -38,10 +45,8 @@
 #include <string.h>
 
 #define MAX_K 256          /* search_step's k */
-#define ROWS 4             /* beams scored together: ROWS x 16 candidates in registers */
+#define ROWS 4             /* beams scored together: ROWS x 2 vectors of candidates in registers */
 
-typedef float v8 __attribute__((vector_size(32)));
-typedef int32_t v8i __attribute__((vector_size(32)));
 
 static inline uint32_t mix32(uint32_t x) {
     x ^= x >> 16;
@@ -120,22 +125,50 @@ typedef struct {
     int failed;            /* out of memory */
 } StepCtx;
 
-/* the kernels, twice: KERNEL(name) names each version */
+/* the kernels, once per instruction set: KERNEL(name) names each version */
+#define KERNELS 1
 #if defined(__x86_64__) && defined(__GNUC__)
-#define HAVE_AVX2_KERNELS 1
+#define X86_KERNELS 1
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512dq,avx2,fma")
+#define KERNEL(name) name##_avx512
+#define VW 16
+#include "_kernels.c"   /* this file, its KERNELS part */
+#undef KERNEL
+#undef VW
+#pragma GCC pop_options
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
-#define KERNELS 1
 #define KERNEL(name) name##_avx2
-#include "_candidates.c"   /* this file, its KERNELS part */
+#define VW 8
+#include "_kernels.c"
 #undef KERNEL
+#undef VW
 #pragma GCC pop_options
 #endif
 #define KERNEL(name) name##_base
-#include "_candidates.c"   /* this file, its KERNELS part */
+#define VW 8
+#include "_kernels.c"
 #undef KERNEL
+#undef VW
 
-static int avx2;           /* the CPU has AVX2 and FMA: the _avx2 kernels run */
+typedef struct {
+    const char *isa;
+    void (*fill_block)(uint32_t key, int n_cand, int dims, float *out);
+    void (*step_block)(const StepCtx *sc, Py_ssize_t i, float *quad);
+    void (*weights)(const uint32_t *keys, const int32_t *pos, const float *mean,
+                    const float *std, const int32_t *rows, float *logw, Py_ssize_t n,
+                    int n_cand);
+    void (*map_gaussian)(const uint32_t *words, float *out, Py_ssize_t n);
+} Kernels;
+
+#define KERNEL_SET(isa, s) {isa, fill_block_##s, step_block_##s, weights_##s, map_gaussian_##s}
+static const Kernels BASE = KERNEL_SET("baseline", base);
+#ifdef X86_KERNELS
+static const Kernels AVX2 = KERNEL_SET("avx2+fma", avx2);
+static const Kernels AVX512 = KERNEL_SET("avx512", avx512);
+#endif
+static const Kernels *K = &BASE;   /* the set this CPU runs (PyInit__kernels) */
 
 /* ---- running a function over ranges of rows on several threads, the GIL released ---- */
 
@@ -217,13 +250,7 @@ static void fill_range(void *arg, Py_ssize_t first, Py_ssize_t last) {
     size_t stride = (size_t)(2 * fc->dims + 1) * fc->n_cand;
     for (Py_ssize_t b = first; b < last; b++) {
         float *out = fc->out + stride * b;
-#ifdef HAVE_AVX2_KERNELS
-        if (avx2) {
-            fill_block_avx2(fc->keys[b], fc->n_cand, fc->dims, out);
-            continue;
-        }
-#endif
-        fill_block_base(fc->keys[b], fc->n_cand, fc->dims, out);
+        K->fill_block(fc->keys[b], fc->n_cand, fc->dims, out);
     }
 }
 
@@ -261,13 +288,7 @@ static void step_range(void *arg, Py_ssize_t first, Py_ssize_t last) {
         return;
     }
     for (Py_ssize_t i = first; i < last; i++) {
-#ifdef HAVE_AVX2_KERNELS
-        if (avx2) {
-            step_block_avx2(sc, i, quad);
-            continue;
-        }
-#endif
-        step_block_base(sc, i, quad);
+        K->step_block(sc, i, quad);
     }
     free(quad);
 }
@@ -279,10 +300,10 @@ static PyObject *search_step(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OOnnnnniOi", &objs[0], &objs[1], &n, &tries, &beams, &width,
                           &n_cand, &k, &objs[2], &threads))
         return NULL;
-    if (n < 0 || tries < 1 || beams < 1 || width < 3 || width % 2 == 0 || n_cand < 16
-            || n_cand % 16 || k < 1
+    if (n < 0 || tries < 1 || beams < 1 || width < 3 || width % 2 == 0 || n_cand < 32
+            || n_cand % 32 || k < 1
             || k > MAX_K || k > beams * n_cand) {
-        PyErr_SetString(PyExc_ValueError, "search_step: bad sizes (n_cand: a multiple of 16; "
+        PyErr_SetString(PyExc_ValueError, "search_step: bad sizes (n_cand: a multiple of 32; "
                         "1 <= k <= min(256, beams n_cand))");
         return NULL;
     }
@@ -297,6 +318,77 @@ static PyObject *search_step(PyObject *self, PyObject *args) {
     release(bufs, 3);
     if (sc.failed)
         return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+/* ---- level2_weights ---- */
+
+typedef struct {
+    const uint32_t *keys;
+    const int32_t *pos;
+    const float *mean, *std;
+    const int32_t *rows;
+    float *logw;
+    int n_cand;
+    Py_ssize_t bounds[MAX_THREADS + 1];    /* thread t: dimensions bounds[t] ... bounds[t+1] */
+} WeightsCtx;
+
+static void weights_range(void *arg, Py_ssize_t first, Py_ssize_t last) {
+    const WeightsCtx *wc = (const WeightsCtx *)arg;
+    for (Py_ssize_t t = first; t < last; t++) {
+        Py_ssize_t a = wc->bounds[t], n = wc->bounds[t + 1] - a;
+        K->weights(wc->keys + a, wc->pos + a, wc->mean + a, wc->std + a, wc->rows + a,
+                   wc->logw, n, wc->n_cand);
+    }
+}
+
+static PyObject *level2_weights(PyObject *self, PyObject *args) {
+    PyObject *objs[6];
+    int n_cand, threads;
+    if (!PyArg_ParseTuple(args, "OOOOOOii", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4],
+                          &objs[5], &n_cand, &threads))
+        return NULL;
+    if (n_cand <= 0 || n_cand > (1 << 24)) {
+        PyErr_SetString(PyExc_ValueError, "level2_weights: n_cand must be positive");
+        return NULL;
+    }
+    Py_buffer bufs[6];
+    if (PyObject_GetBuffer(objs[0], &bufs[0], PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    Py_ssize_t n = bufs[0].len / 4;
+    PyBuffer_Release(&bufs[0]);
+    if (PyObject_GetBuffer(objs[5], &bufs[5], PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    Py_ssize_t n_rows = bufs[5].len / 4 / n_cand;
+    PyBuffer_Release(&bufs[5]);
+    Py_ssize_t sizes[6] = {n * 4, n * 4, n * 4, n * 4, n * 4, n_rows * n_cand * 4};
+    if (get_buffers(objs, bufs, sizes, 6, "level2_weights") < 0)
+        return NULL;
+    const int32_t *rows = (const int32_t *)bufs[4].buf;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (rows[i] < 0 || rows[i] >= n_rows || (i > 0 && rows[i] < rows[i - 1])) {
+            release(bufs, 6);
+            PyErr_SetString(PyExc_ValueError, "level2_weights: rows must ascend within logw");
+            return NULL;
+        }
+    /* threads take whole rows (a group's dimensions add to one row): split where rows change */
+    WeightsCtx wc = {bufs[0].buf, bufs[1].buf, bufs[2].buf, bufs[3].buf, rows, bufs[5].buf,
+                     n_cand, {0}};
+    if (threads < 1)
+        threads = 1;
+    if (threads > MAX_THREADS)
+        threads = MAX_THREADS;
+    for (int t = 1; t < threads; t++) {
+        Py_ssize_t b = n * t / threads;
+        if (b < wc.bounds[t - 1])
+            b = wc.bounds[t - 1];
+        while (b > 0 && b < n && rows[b] == rows[b - 1])
+            b++;
+        wc.bounds[t] = b;
+    }
+    wc.bounds[threads] = n;
+    parallel(weights_range, &wc, threads, threads);
+    release(bufs, 6);
     Py_RETURN_NONE;
 }
 
@@ -316,12 +408,7 @@ static PyObject *gaussians(PyObject *self, PyObject *args) {
         return NULL;
     const uint32_t *words = (const uint32_t *)bufs[0].buf;
     float *out = (float *)bufs[1].buf;
-#ifdef HAVE_AVX2_KERNELS
-    if (avx2)
-        map_gaussian_avx2(words, out, n);
-    else
-#endif
-        map_gaussian_base(words, out, n);
+    K->map_gaussian(words, out, n);
     release(bufs, 2);
     Py_RETURN_NONE;
 }
@@ -334,23 +421,31 @@ static PyMethodDef methods[] = {
      "search_step(lhs, rhs, n, tries, beams, width, n_cand, k, index, threads): for each "
      "block and try, the k lowest of the scores lhs[b, t] @ rhs[b], lowest first, as "
      "beam * n_cand + candidate."},
+    {"level2_weights", level2_weights, METH_VARARGS,
+     "level2_weights(keys, pos, mean, std, rows, logw, n_cand, threads): level 2's log-weights of "
+     "each dimension's candidates, added to logw's rows (see the module's source)."},
     {"gaussians", gaussians, METH_VARARGS, "gaussians(words, out): out[i] = G(words[i])."},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_candidates",
-                                    "The level-1 encoder's inner loops in C.", -1, methods};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels",
+                                    "The encoders' inner loops in C.", -1, methods};
 
-PyMODINIT_FUNC PyInit__candidates(void) {
-#ifdef HAVE_AVX2_KERNELS
+PyMODINIT_FUNC PyInit__kernels(void) {
+    const char *want = getenv("NNC_KERNELS");    /* avx512, avx2 or baseline: at most that */
+    want = want && *want ? want : "avx512";
+#ifdef X86_KERNELS
     __builtin_cpu_init();
-    avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    const char *off = getenv("NNC_C_BASELINE");     /* the baseline kernels on any CPU */
-    if (off && *off && strcmp(off, "0"))
-        avx2 = 0;
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    int avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+                 && __builtin_cpu_supports("avx512dq");
+    if (avx512 && !strcmp(want, "avx512"))
+        K = &AVX512;
+    else if (avx2 && strcmp(want, "baseline"))
+        K = &AVX2;
 #endif
     PyObject *m = PyModule_Create(&module);
-    if (m && PyModule_AddStringConstant(m, "ISA", avx2 ? "avx2+fma" : "baseline") < 0) {
+    if (m && PyModule_AddStringConstant(m, "ISA", K->isa) < 0) {
         Py_DECREF(m);
         return NULL;
     }
@@ -383,6 +478,12 @@ static void KERNEL(map_gaussian)(const uint32_t *words, float *out, Py_ssize_t n
         out[i] = gaussian(words[i]);
 }
 
+/* vectors of VW floats (the pass's width: 16 with AVX-512, else 8) */
+typedef float KERNEL(vf) __attribute__((vector_size(VW * 4)));
+typedef int32_t KERNEL(vi) __attribute__((vector_size(VW * 4)));
+#define VF KERNEL(vf)
+#define VI KERNEL(vi)
+
 static void KERNEL(step_block)(const StepCtx *sc, Py_ssize_t i, float *quad) {
     Py_ssize_t B = sc->beams, J = sc->width, C = sc->n_cand, D = (J - 1) / 2;
     const float *rhs = sc->rhs + i * J * C;
@@ -406,18 +507,18 @@ static void KERNEL(step_block)(const StepCtx *sc, Py_ssize_t i, float *quad) {
             const float *a[ROWS];
             for (int q = 0; q < ROWS; q++)
                 a[q] = lhs + (b0 + (q < rows ? q : 0)) * J;
-            for (Py_ssize_t c0 = 0; c0 < C; c0 += 16) {
-                v8 acc[ROWS][2], q0, q1;
-                memcpy(&q0, quad + c0, 32);
-                memcpy(&q1, quad + c0 + 8, 32);
+            for (Py_ssize_t c0 = 0; c0 < C; c0 += 2 * VW) {
+                VF acc[ROWS][2], q0, q1;
+                memcpy(&q0, quad + c0, sizeof(VF));
+                memcpy(&q1, quad + c0 + VW, sizeof(VF));
                 for (int q = 0; q < ROWS; q++) {       /* + the beam's constant, sum w r^2 */
                     acc[q][0] = q0 + a[q][2 * D];
                     acc[q][1] = q1 + a[q][2 * D];
                 }
                 for (Py_ssize_t j = 0; j < D; j++) {
-                    v8 g0, g1;
-                    memcpy(&g0, rhs + j * C + c0, 32);
-                    memcpy(&g1, rhs + j * C + c0 + 8, 32);
+                    VF g0, g1;
+                    memcpy(&g0, rhs + j * C + c0, sizeof(VF));
+                    memcpy(&g1, rhs + j * C + c0 + VW, sizeof(VF));
                     for (int q = 0; q < ROWS; q++) {
                         acc[q][0] += a[q][j] * g0;
                         acc[q][1] += a[q][j] * g1;
@@ -426,14 +527,16 @@ static void KERNEL(step_block)(const StepCtx *sc, Py_ssize_t i, float *quad) {
                 for (int q = 0; q < rows; q++) {
                     /* most tiles hold no score under the k-th kept: one vector test */
                     float worst = kept == sc->k ? val[sc->k - 1] : INFINITY;
-                    v8i lower = (acc[q][0] < worst) | (acc[q][1] < worst);
-                    uint64_t any[4];
-                    memcpy(any, &lower, 32);
-                    if (!(any[0] | any[1] | any[2] | any[3]))
+                    VI lower = (acc[q][0] < worst) | (acc[q][1] < worst);
+                    uint64_t any[VW / 2], some = 0;
+                    memcpy(any, &lower, sizeof(VI));
+                    for (int w = 0; w < VW / 2; w++)
+                        some |= any[w];
+                    if (!some)
                         continue;
                     for (int h = 0; h < 2; h++)
-                        for (int l = 0; l < 8; l++)
-                            keep(acc[q][h][l], (b0 + q) * C + c0 + h * 8 + l, val, pos,
+                        for (int l = 0; l < VW; l++)
+                            keep(acc[q][h][l], (b0 + q) * C + c0 + h * VW + l, val, pos,
                                  &kept, sc->k);
                 }
             }
@@ -442,4 +545,21 @@ static void KERNEL(step_block)(const StepCtx *sc, Py_ssize_t i, float *quad) {
     }
 }
 
+static void KERNEL(weights)(const uint32_t *keys, const int32_t *pos, const float *mean,
+                           const float *std, const int32_t *rows, float *logw, Py_ssize_t n,
+                           int n_cand) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint32_t key = keys[i], p = (uint32_t)pos[i];
+        float m = mean[i], s = std[i];
+        float *restrict row = logw + (size_t)rows[i] * n_cand;
+        for (int c = 0; c < n_cand; c++) {
+            float x = gaussian(mix32(mix32(key ^ (uint32_t)c) ^ p));
+            float d = (x - m) / s;
+            row[c] += 0.5f * (x * x) - 0.5f * (d * d);
+        }
+    }
+}
+
+#undef VF
+#undef VI
 #endif
