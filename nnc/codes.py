@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import threading
 import zlib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -62,6 +64,27 @@ def latent_shapes(height: int, width: int, g: int, m: int):
 def weights_dir() -> Path:
     import importlib      # nnc.weights: the data package of weights/ (pyproject's package-dir)
     return Path(importlib.import_module("nnc.weights").__file__).parent
+
+
+_digests: dict = {}
+_digests_lock = threading.Lock()
+
+
+def file_sha256(path: Path) -> bytes:
+    """The sha256 of a file, remembered for this process by its path, inode, size and
+    modification time (a replaced or rewritten file is hashed again): ``nnc compress``
+    hashes its weights on the core that torch's import leaves idle (convert.py), and
+    load_model then finds the digest made. A second caller waits for the first."""
+    st = os.stat(path)
+    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    with _digests_lock:
+        if key not in _digests:
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+            _digests[key] = h.digest()
+        return _digests[key]
 
 
 def manifest(directory: Path | None = None) -> dict:

@@ -21,6 +21,7 @@ import contextlib
 import gc
 import os
 import sys
+import threading
 import time
 
 import numpy as np
@@ -166,11 +167,24 @@ def _start_analysis(img, o: dict):
     if o["device"] == "auto" and os.path.exists("/dev/nvidiactl"):
         return None       # an NVIDIA driver: "auto" will most likely encode on the GPU
     from . import analysis
-    from .codes import manifest
+    from .codes import manifest, weights_dir
     name = o["model_name"] or manifest()["default"]
     if not analysis.float32_path() or not analysis.applies(img, name):
         return None
-    return analysis.start(img, float(np.float32(o["quality"])), name)
+    pending = analysis.start(img, float(np.float32(o["quality"])), name)
+    entry = manifest()["models"].get(name, {})
+    if "file" in entry:          # the weights' sha256 too (load_model checks it): 0.02 s
+        threading.Thread(target=_hash_quietly, args=(weights_dir() / entry["file"],),
+                         daemon=True).start()
+    return pending
+
+
+def _hash_quietly(path) -> None:
+    from .codes import file_sha256
+    try:
+        file_sha256(path)
+    except OSError:
+        pass                     # load_model will say what is wrong with the file
 
 
 def _check_not_nnc(data: bytes, src: str, force: bool, notes: list) -> None:
