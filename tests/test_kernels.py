@@ -55,28 +55,25 @@ def test_fill_is_torchs_candidates():
         C.fill(keys.numpy(), 1024, 16, out[:4].numpy(), 1)
 
 
-def structured_rows(n, tries, beams, dims=16, seed=0):
-    """Rows as search_tries builds them: [2 sigma w r | sigma^2 w | sum w r^2], the middle
-    part the same for all beams of a try."""
-    gen = torch.Generator().manual_seed(seed)
-    lhs = torch.randn(n, tries, beams, 2 * dims + 1, generator=gen)
-    lhs[..., dims:2 * dims] = lhs[:, :, :1, dims:2 * dims].abs()
-    return lhs
-
-
 @needs_c
-@pytest.mark.parametrize("beams,k", [(1, 16), (16, 16), (5, 3)])
-def test_search_step_is_the_product_and_its_best_pairs(beams, k):
-    n, tries, dims, cands = 6, 3, 16, 1024
-    lhs = structured_rows(n, tries, beams, dims)
+@pytest.mark.parametrize("beams,width", [(1, 16), (16, 16), (5, 5), (3, 8)])
+def test_beam_step_is_torchs(beams, width, monkeypatch):
+    """One shard of the beam search in C and with torch's ops: the same beams, indices and
+    partial samples, finished tries (act False) kept and padded with copies."""
+    gen = torch.Generator().manual_seed(beams)
+    n, tries, dims, cands, shards = 7, 3, 16, 1024, 2
+    s = torch.randn(n, tries, beams, dims, generator=gen)
+    idx = torch.randint(0, cands, (n, tries, beams, shards), generator=gen)
+    mu, var = torch.randn(n, dims, generator=gen), torch.rand(n, dims, generator=gen) + 0.1
+    sigma, look = torch.rand(n, tries, generator=gen) + 0.2, torch.rand(n, tries, generator=gen)
+    act = torch.rand(n, tries, generator=gen) > 0.3
     rhs = greedy_search.candidate_rhs(block_keys(1, STREAM_LEVEL1, torch.arange(n)),
-                               torch.arange(cands, dtype=torch.int32), dims)
-    top = torch.empty(n * tries, k, dtype=torch.int64)
-    C.search_step(lhs.numpy(), rhs.numpy(), n, tries, beams, 2 * dims + 1, cands, k,
-                  top.numpy(), 2)
-    score = torch.bmm(lhs.double().view(n, tries * beams, -1), rhs.double())
-    ref = score.view(n * tries, beams * cands).topk(k, dim=1, largest=False).indices
-    assert torch.equal(top, ref)
+                                      torch.arange(cands, dtype=torch.int32), dims)
+    got = greedy_search._beam_step(s, idx, mu, var, sigma, look, act, rhs, width)
+    monkeypatch.setattr(greedy_search, "kernels", None)
+    want = greedy_search._beam_step(s, idx, mu, var, sigma, look, act, rhs, width)
+    assert torch.equal(got[1], want[1])
+    assert torch.allclose(got[0], want[0], atol=1e-6)
 
 
 SEARCH = """

@@ -15,13 +15,19 @@
  *     Giles' single-precision erfinv (the spec's reference) evaluated in binary32, within
  *     3 binary32 ulps of the reference over all 2^24 inputs (tests/test_kernels.py; the
  *     spec allows 8). Encoder only: no decoder depends on it.
- * search_step(lhs, rhs, n, tries, beams, width, n_cand, k, index, threads): for block b and
- *     try t, the k lowest of the scores lhs[b, t] (beams x width) @ rhs[b] (width x n_cand),
- *     lowest first (equal scores: the first pair), as beam * n_cand + candidate, into index
- *     (n x tries x k int64). The rows have greedy.py's layout, width = 2 dims + 1:
- *     [2 sigma w r | sigma^2 w | sum w r^2], their middle part the same for all beams of a
- *     try (w and sigma are the try's): the g^2 terms are summed once per try, not per beam,
- *     which halves the multiplications.
+ * beam_step(s, idx, mu, var, sigma, look, act, rhs, n, tries, beams, dims, shards, n_cand,
+ *     width, new_s, new_idx, threads): one shard of the beam search, for n blocks and their
+ *     tries at once. Try t of block b has ``beams`` partial samples s[b, t] (dims floats) with
+ *     their indices idx[b, t] (``shards`` int64 each), the standardized target N(mu[b],
+ *     var[b]), the shard's scale sigma[b, t] and the variance look[b, t] its later shards
+ *     will add; rhs[b] holds the shard's candidates ([g; g^2; 1] as fill writes it). Every
+ *     (beam, candidate) pair is scored, sum_d w (s + sigma g - mu)^2 with w = 1 / (var +
+ *     look), the ``width`` lowest kept (equal scores: the first pair), and written, best
+ *     first, to new_s[b, t] (width x dims) and new_idx[b, t] (width x (shards + 1), the
+ *     beam's indices and the candidate). A try with act[b, t] = 0 is finished: its beams are
+ *     kept (padded with copies of the last one) and their indices get -1. The g^2 terms are
+ *     summed once per try, not per beam (w and sigma are the try's), and the scores are
+ *     compared with the best kept as they are computed, never stored.
  * level2_weights(keys, pos, mean, std, rows, logw, n_cand, threads): for each dimension i of a
  *     group of level 2, with x_c = G(word(keys[i], c, pos[i])) (keys: the group's block key),
  *     logw[rows[i], c] += x_c^2 / 2 - ((x_c - mean[i]) / std[i])^2 / 2, in the order of i:
@@ -44,7 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_K 256          /* search_step's k */
+#define MAX_K 256          /* beam_step's width */
 #define ROWS 4             /* beams scored together: ROWS x 2 vectors of candidates in registers */
 
 
@@ -117,13 +123,18 @@ static inline void keep(float v, int64_t p, float *val, int64_t *pos, int *kept,
 }
 
 typedef struct {
-    const float *lhs;      /* n x (tries beams) x width */
-    const float *rhs;      /* n x width x n_cand */
-    Py_ssize_t tries, beams, width, n_cand;
-    int k;
-    int64_t *index;        /* n x tries x k */
+    const float *s;        /* n x tries x beams x dims */
+    const int64_t *idx;    /* n x tries x beams x shards */
+    const float *mu, *var; /* n x dims */
+    const float *sigma, *look;   /* n x tries */
+    const uint8_t *act;    /* n x tries */
+    const float *rhs;      /* n x (2 dims + 1) x n_cand */
+    Py_ssize_t tries, beams, dims, shards, n_cand;
+    int width;
+    float *new_s;          /* n x tries x width x dims */
+    int64_t *new_idx;      /* n x tries x width x (shards + 1) */
     int failed;            /* out of memory */
-} StepCtx;
+} BeamCtx;
 
 /* the kernels, once per instruction set: KERNEL(name) names each version */
 #define KERNELS 1
@@ -155,14 +166,14 @@ typedef struct {
 typedef struct {
     const char *isa;
     void (*fill_block)(uint32_t key, int n_cand, int dims, float *out);
-    void (*step_block)(const StepCtx *sc, Py_ssize_t i, float *quad);
+    void (*beam_block)(const BeamCtx *bc, Py_ssize_t i, float *quad, float *lhs);
     void (*weights)(const uint32_t *keys, const int32_t *pos, const float *mean,
                     const float *std, const int32_t *rows, float *logw, Py_ssize_t n,
                     int n_cand);
     void (*map_gaussian)(const uint32_t *words, float *out, Py_ssize_t n);
 } Kernels;
 
-#define KERNEL_SET(isa, s) {isa, fill_block_##s, step_block_##s, weights_##s, map_gaussian_##s}
+#define KERNEL_SET(isa, s) {isa, fill_block_##s, beam_block_##s, weights_##s, map_gaussian_##s}
 static const Kernels BASE = KERNEL_SET("baseline", base);
 #ifdef X86_KERNELS
 static const Kernels AVX2 = KERNEL_SET("avx2+fma", avx2);
@@ -278,45 +289,48 @@ static PyObject *fill(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* ---- search_step ---- */
+/* ---- beam_step ---- */
 
-static void step_range(void *arg, Py_ssize_t first, Py_ssize_t last) {
-    StepCtx *sc = (StepCtx *)arg;
-    float *quad = malloc(sizeof(float) * (size_t)sc->n_cand);
-    if (!quad) {
-        sc->failed = 1;
-        return;
-    }
-    for (Py_ssize_t i = first; i < last; i++) {
-        K->step_block(sc, i, quad);
-    }
+static void beam_range(void *arg, Py_ssize_t first, Py_ssize_t last) {
+    BeamCtx *bc = (BeamCtx *)arg;
+    float *quad = malloc(sizeof(float) * (size_t)bc->n_cand);
+    float *lhs = malloc(sizeof(float) * (size_t)(bc->beams * (2 * bc->dims + 1)));
+    if (quad && lhs)
+        for (Py_ssize_t i = first; i < last; i++)
+            K->beam_block(bc, i, quad, lhs);
+    else
+        bc->failed = 1;
     free(quad);
+    free(lhs);
 }
 
-static PyObject *search_step(PyObject *self, PyObject *args) {
-    PyObject *objs[3];
-    Py_ssize_t n, tries, beams, width, n_cand;
-    int k, threads;
-    if (!PyArg_ParseTuple(args, "OOnnnnniOi", &objs[0], &objs[1], &n, &tries, &beams, &width,
-                          &n_cand, &k, &objs[2], &threads))
+static PyObject *beam_step(PyObject *self, PyObject *args) {
+    PyObject *objs[10];
+    Py_ssize_t n, tries, beams, dims, shards, n_cand;
+    int width, threads;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOnnnnnniOOi", &objs[0], &objs[1], &objs[2], &objs[3],
+                          &objs[4], &objs[5], &objs[6], &objs[7], &n, &tries, &beams, &dims,
+                          &shards, &n_cand, &width, &objs[8], &objs[9], &threads))
         return NULL;
-    if (n < 0 || tries < 1 || beams < 1 || width < 3 || width % 2 == 0 || n_cand < 32
-            || n_cand % 32 || k < 1
-            || k > MAX_K || k > beams * n_cand) {
-        PyErr_SetString(PyExc_ValueError, "search_step: bad sizes (n_cand: a multiple of 32; "
-                        "1 <= k <= min(256, beams n_cand))");
+    if (n < 0 || tries < 1 || beams < 1 || dims < 1 || shards < 0 || n_cand < 32
+            || n_cand % 32 || width < 1 || width > MAX_K || width > beams * n_cand) {
+        PyErr_SetString(PyExc_ValueError, "beam_step: bad sizes (n_cand: a multiple of 32; "
+                        "1 <= width <= min(256, beams n_cand))");
         return NULL;
     }
-    Py_buffer bufs[3];
-    Py_ssize_t sizes[3] = {n * tries * beams * width * 4, n * width * n_cand * 4,
-                           n * tries * k * 8};
-    if (get_buffers(objs, bufs, sizes, 3, "search_step") < 0)
+    Py_buffer bufs[10];
+    Py_ssize_t nt = n * tries;
+    Py_ssize_t sizes[10] = {nt * beams * dims * 4, nt * beams * shards * 8, n * dims * 4,
+                            n * dims * 4, nt * 4, nt * 4, nt, n * (2 * dims + 1) * n_cand * 4,
+                            nt * width * dims * 4, nt * width * (shards + 1) * 8};
+    if (get_buffers(objs, bufs, sizes, 10, "beam_step") < 0)
         return NULL;
-    StepCtx sc = {(const float *)bufs[0].buf, (const float *)bufs[1].buf, tries, beams, width,
-                  n_cand, k, (int64_t *)bufs[2].buf, 0};
-    parallel(step_range, &sc, n, threads);
-    release(bufs, 3);
-    if (sc.failed)
+    BeamCtx bc = {bufs[0].buf, bufs[1].buf, bufs[2].buf, bufs[3].buf, bufs[4].buf, bufs[5].buf,
+                  bufs[6].buf, bufs[7].buf, tries, beams, dims, shards, n_cand, width,
+                  bufs[8].buf, bufs[9].buf, 0};
+    parallel(beam_range, &bc, n, threads);
+    release(bufs, 10);
+    if (bc.failed)
         return PyErr_NoMemory();
     Py_RETURN_NONE;
 }
@@ -417,10 +431,10 @@ static PyMethodDef methods[] = {
     {"fill", fill, METH_VARARGS,
      "fill(keys, n_cand, dims, out, threads): the candidates' Gaussians, their squares and "
      "ones, per block (see the module's source)."},
-    {"search_step", search_step, METH_VARARGS,
-     "search_step(lhs, rhs, n, tries, beams, width, n_cand, k, index, threads): for each "
-     "block and try, the k lowest of the scores lhs[b, t] @ rhs[b], lowest first, as "
-     "beam * n_cand + candidate."},
+    {"beam_step", beam_step, METH_VARARGS,
+     "beam_step(s, idx, mu, var, sigma, look, act, rhs, n, tries, beams, dims, shards, "
+     "n_cand, width, new_s, new_idx, threads): one shard of the beam search (see the "
+     "module's source)."},
     {"level2_weights", level2_weights, METH_VARARGS,
      "level2_weights(keys, pos, mean, std, rows, logw, n_cand, threads): level 2's log-weights of "
      "each dimension's candidates, added to logw's rows (see the module's source)."},
@@ -484,64 +498,103 @@ typedef int32_t KERNEL(vi) __attribute__((vector_size(VW * 4)));
 #define VF KERNEL(vf)
 #define VI KERNEL(vi)
 
-static void KERNEL(step_block)(const StepCtx *sc, Py_ssize_t i, float *quad) {
-    Py_ssize_t B = sc->beams, J = sc->width, C = sc->n_cand, D = (J - 1) / 2;
-    const float *rhs = sc->rhs + i * J * C;
-    for (Py_ssize_t t = 0; t < sc->tries; t++) {
-        const float *lhs = sc->lhs + (i * sc->tries + t) * B * J;
-        /* the try's squared terms, the same for all its beams: quad = lhs[0, D:2D] @ g^2 */
+/* the ``k`` lowest scores lhs (B x J) @ rhs (J x C), J = 2 D + 1, of rows [2 sigma w r |
+ * sigma^2 w | sum w r^2] whose middle part is the same for every row, against rhs = [g;
+ * g^2; 1]: their positions b C + c in pos, ascending */
+static void KERNEL(lowest)(const float *lhs, const float *rhs, Py_ssize_t B, Py_ssize_t D,
+                           Py_ssize_t C, int k, float *quad, float *val, int64_t *pos) {
+    Py_ssize_t J = 2 * D + 1;
+    for (Py_ssize_t c = 0; c < C; c++)      /* quad = lhs[0, D:2D] @ g^2: once, not per row */
+        quad[c] = 0.0f;
+    for (Py_ssize_t j = D; j < 2 * D; j++) {
+        const float *restrict g2 = rhs + j * C;
+        float *restrict qd = quad;
+        float a = lhs[j];
         for (Py_ssize_t c = 0; c < C; c++)
-            quad[c] = 0.0f;
-        for (Py_ssize_t j = D; j < 2 * D; j++) {
-            const float *restrict g2 = rhs + j * C;
-            float *restrict qd = quad;
-            float a = lhs[j];
-            for (Py_ssize_t c = 0; c < C; c++)
-                qd[c] += a * g2[c];
+            qd[c] += a * g2[c];
+    }
+    int kept = 0;
+    for (Py_ssize_t b0 = 0; b0 < B; b0 += ROWS) {
+        int rows = B - b0 < ROWS ? (int)(B - b0) : ROWS;
+        const float *a[ROWS];
+        for (int q = 0; q < ROWS; q++)
+            a[q] = lhs + (b0 + (q < rows ? q : 0)) * J;
+        for (Py_ssize_t c0 = 0; c0 < C; c0 += 2 * VW) {
+            VF acc[ROWS][2], q0, q1;
+            memcpy(&q0, quad + c0, sizeof(VF));
+            memcpy(&q1, quad + c0 + VW, sizeof(VF));
+            for (int q = 0; q < ROWS; q++) {       /* + the row's constant, sum w r^2 */
+                acc[q][0] = q0 + a[q][2 * D];
+                acc[q][1] = q1 + a[q][2 * D];
+            }
+            for (Py_ssize_t j = 0; j < D; j++) {
+                VF g0, g1;
+                memcpy(&g0, rhs + j * C + c0, sizeof(VF));
+                memcpy(&g1, rhs + j * C + c0 + VW, sizeof(VF));
+                for (int q = 0; q < ROWS; q++) {
+                    acc[q][0] += a[q][j] * g0;
+                    acc[q][1] += a[q][j] * g1;
+                }
+            }
+            for (int q = 0; q < rows; q++) {
+                /* most tiles hold no score under the k-th kept: one vector test */
+                float worst = kept == k ? val[k - 1] : INFINITY;
+                VI lower = (acc[q][0] < worst) | (acc[q][1] < worst);
+                uint64_t any[VW / 2], some = 0;
+                memcpy(any, &lower, sizeof(VI));
+                for (int w = 0; w < VW / 2; w++)
+                    some |= any[w];
+                if (!some)
+                    continue;
+                for (int h = 0; h < 2; h++)
+                    for (int l = 0; l < VW; l++)
+                        keep(acc[q][h][l], (b0 + q) * C + c0 + h * VW + l, val, pos, &kept, k);
+            }
+        }
+    }
+}
+
+static void KERNEL(beam_block)(const BeamCtx *bc, Py_ssize_t i, float *quad, float *lhs) {
+    Py_ssize_t T = bc->tries, B = bc->beams, D = bc->dims, S = bc->shards, C = bc->n_cand;
+    Py_ssize_t J = 2 * D + 1, W = bc->width;
+    const float *rhs = bc->rhs + i * J * C, *mu = bc->mu + i * D, *var = bc->var + i * D;
+    for (Py_ssize_t t = 0; t < T; t++) {
+        Py_ssize_t it = i * T + t;
+        const float *s = bc->s + it * B * D;
+        const int64_t *idx = bc->idx + it * B * S;
+        float *ns = bc->new_s + it * W * D;
+        int64_t *ni = bc->new_idx + it * W * (S + 1);
+        if (!bc->act[it]) {                 /* finished: its beams kept, padded with copies */
+            for (Py_ssize_t j = 0; j < W; j++) {
+                Py_ssize_t b = j < B ? j : B - 1;
+                memcpy(ns + j * D, s + b * D, sizeof(float) * (size_t)D);
+                memcpy(ni + j * (S + 1), idx + b * S, sizeof(int64_t) * (size_t)S);
+                ni[j * (S + 1) + S] = -1;
+            }
+            continue;
+        }
+        float sigma = bc->sigma[it], look = bc->look[it], two_sigma = 2.0f * sigma;
+        float sigma2 = sigma * sigma;
+        for (Py_ssize_t b = 0; b < B; b++) {       /* the rows [2 sigma w r | sigma^2 w | w r^2] */
+            float *row = lhs + b * J, sum = 0.0f;
+            for (Py_ssize_t d = 0; d < D; d++) {
+                float w = 1.0f / (var[d] + look), r = s[b * D + d] - mu[d], wr = w * r;
+                row[d] = wr * two_sigma;
+                row[D + d] = w * sigma2;
+                sum += wr * r;
+            }
+            row[2 * D] = sum;
         }
         float val[MAX_K];
         int64_t pos[MAX_K];
-        int kept = 0;
-        for (Py_ssize_t b0 = 0; b0 < B; b0 += ROWS) {
-            int rows = B - b0 < ROWS ? (int)(B - b0) : ROWS;
-            const float *a[ROWS];
-            for (int q = 0; q < ROWS; q++)
-                a[q] = lhs + (b0 + (q < rows ? q : 0)) * J;
-            for (Py_ssize_t c0 = 0; c0 < C; c0 += 2 * VW) {
-                VF acc[ROWS][2], q0, q1;
-                memcpy(&q0, quad + c0, sizeof(VF));
-                memcpy(&q1, quad + c0 + VW, sizeof(VF));
-                for (int q = 0; q < ROWS; q++) {       /* + the beam's constant, sum w r^2 */
-                    acc[q][0] = q0 + a[q][2 * D];
-                    acc[q][1] = q1 + a[q][2 * D];
-                }
-                for (Py_ssize_t j = 0; j < D; j++) {
-                    VF g0, g1;
-                    memcpy(&g0, rhs + j * C + c0, sizeof(VF));
-                    memcpy(&g1, rhs + j * C + c0 + VW, sizeof(VF));
-                    for (int q = 0; q < ROWS; q++) {
-                        acc[q][0] += a[q][j] * g0;
-                        acc[q][1] += a[q][j] * g1;
-                    }
-                }
-                for (int q = 0; q < rows; q++) {
-                    /* most tiles hold no score under the k-th kept: one vector test */
-                    float worst = kept == sc->k ? val[sc->k - 1] : INFINITY;
-                    VI lower = (acc[q][0] < worst) | (acc[q][1] < worst);
-                    uint64_t any[VW / 2], some = 0;
-                    memcpy(any, &lower, sizeof(VI));
-                    for (int w = 0; w < VW / 2; w++)
-                        some |= any[w];
-                    if (!some)
-                        continue;
-                    for (int h = 0; h < 2; h++)
-                        for (int l = 0; l < VW; l++)
-                            keep(acc[q][h][l], (b0 + q) * C + c0 + h * VW + l, val, pos,
-                                 &kept, sc->k);
-                }
-            }
+        KERNEL(lowest)(lhs, rhs, B, D, C, (int)W, quad, val, pos);
+        for (Py_ssize_t j = 0; j < W; j++) {       /* the new beams, best first */
+            Py_ssize_t b = pos[j] / C, c = pos[j] % C;
+            for (Py_ssize_t d = 0; d < D; d++)
+                ns[j * D + d] = s[b * D + d] + rhs[d * C + c] * sigma;
+            memcpy(ni + j * (S + 1), idx + b * S, sizeof(int64_t) * (size_t)S);
+            ni[j * (S + 1) + S] = c;
         }
-        memcpy(sc->index + (i * sc->tries + t) * sc->k, pos, sizeof(int64_t) * (size_t)sc->k);
     }
 }
 

@@ -49,7 +49,7 @@ def _best_pairs(score: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor
     candidates whose best beam scores lowest (any other candidate's pairs all score at least
     the k-th of those), so the full sort runs over k x beams entries per row, not
     candidates x beams: half the time of one topk over all of them. (Where nnc's C
-    kernels are built, :func:`_search_step` does this in C instead.)"""
+    kernels are built, :func:`_beam_step` does this in C instead.)"""
     n, beams, cands = score.shape
     if beams == 1 or k >= cands:
         top = score.reshape(n, -1).topk(k, dim=1, largest=False).indices
@@ -60,21 +60,55 @@ def _best_pairs(score: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor
     return top // k, torch.gather(few, 1, top % k)
 
 
-def _search_step(lhs: torch.Tensor, rhs: torch.Tensor, k: int
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``k`` best (beam, candidate) pairs of each block and try, best first, each
-    (n * tries, k): the scores lhs (n, tries, beams, width) @ rhs (n, width, candidates) and
-    their :func:`_best_pairs`. On the CPU, where the install built it, in one C pass that
-    keeps the scores in registers (nnc/coding/_kernels.c ``search_step``)."""
-    n, T, B, width = lhs.shape
-    cands = rhs.shape[2]
-    if kernels is not None and lhs.device.type == "cpu" and cands % 32 == 0:
-        top = torch.empty(n * T, k, dtype=torch.int64)
-        kernels.search_step(lhs.contiguous().numpy(), rhs.contiguous().numpy(), n, T, B,
-                                width, cands, k, top.numpy(), torch.get_num_threads())
-        return top // cands, top % cands
-    score = torch.bmm(lhs.reshape(n, T * B, width), rhs)
-    return _best_pairs(score.view(n * T, B, cands), k)
+def _beam_step(s: torch.Tensor, idx: torch.Tensor, mu: torch.Tensor, var: torch.Tensor,
+               sigma: torch.Tensor, look: torch.Tensor, act: torch.Tensor, rhs: torch.Tensor,
+               beam: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One shard of the beam search for n blocks and their T tries: from the partial samples
+    s (n, T, B, dims) and their indices idx (n, T, B, shards so far), the targets (mu, var)
+    (n, dims), the shard's scale sigma and later variance look (n, T) and its candidates rhs
+    (n, 2 dims + 1, candidates) = [g; g^2; 1], the best min(beam, B x candidates) partial
+    samples of each try and their indices, best first; a finished try (``act`` False)
+    keeps its own, its indices extended with -1. A pair (beam, candidate) scores
+    sum_d w (r + sigma g)^2, w = 1 / (var + look), r = s - mu: one product,
+    [2 sigma w r, sigma^2 w, sum_d w r^2] . [g; g^2; 1]. In C where the install built nnc's
+    kernels (nnc/coding/_kernels.c ``beam_step``: the scores never stored, the g^2 terms
+    summed once per try); else with torch's ops."""
+    n, T, B, dims = s.shape
+    n_cand = rhs.shape[2]
+    nb = min(beam, B * n_cand)
+    if kernels is not None and s.device.type == "cpu" and n_cand % 32 == 0:
+        new_s = torch.empty(n, T, nb, dims)
+        new_idx = torch.empty(n, T, nb, idx.shape[3] + 1, dtype=torch.int64)
+        f32 = lambda t: t.to(torch.float32).contiguous().numpy()   # noqa: E731
+        kernels.beam_step(f32(s), idx.contiguous().numpy(), f32(mu), f32(var), f32(sigma),
+                          f32(look), act.to(torch.uint8).contiguous().numpy(), rhs.numpy(),
+                          n, T, B, dims, idx.shape[3], n_cand, nb, new_s.numpy(),
+                          new_idx.numpy(), torch.get_num_threads())
+        return new_s, new_idx
+    g = rhs[:, :dims]
+    w = 1.0 / (var[:, None] + look[..., None])                           # (n, T, dims)
+    r = s - mu[:, None, None]                                            # (n, T, B, dims)
+    wr = w[:, :, None] * r
+    lhs = torch.cat([wr * (2 * sigma)[..., None, None],
+                     (w * sigma.square()[..., None])[:, :, None].expand(n, T, B, dims),
+                     (wr * r).sum(-1, keepdim=True)], dim=3)
+    score = torch.bmm(lhs.view(n, T * B, 2 * dims + 1), rhs)
+    parent, choice = _best_pairs(score.view(n * T, B, n_cand), nb)
+    parent, choice = parent.view(n, T, nb), choice.view(n, T, nb)
+    chosen = torch.gather(g, 2, choice.view(n, 1, T * nb).expand(n, dims, T * nb))
+    new_s = torch.gather(s, 2, parent[..., None].expand(n, T, nb, dims))
+    new_s += chosen.view(n, dims, T, nb).permute(0, 2, 3, 1) * sigma[..., None, None]
+    new_idx = torch.cat([torch.gather(idx, 2, parent[..., None].expand(
+        n, T, nb, idx.shape[3])), choice[..., None]], dim=3)
+    if not act.all():                          # finished tries keep their samples
+        keep_old = ~act[..., None, None]
+        if B < nb:                             # the beam is still growing: pad with copies
+            pad = torch.arange(nb, device=s.device).clamp_(max=B - 1)
+            s, idx = s[:, :, pad], idx[:, :, pad]
+        new_s = torch.where(keep_old, s, new_s)
+        new_idx = torch.where(keep_old, torch.cat(
+            [idx, torch.full_like(choice[..., None], -1)], dim=3), new_idx)
+    return new_s, new_idx
 
 
 def search_tries(mean: torch.Tensor, std: torch.Tensor, k_try: torch.Tensor, seed: int,
@@ -124,33 +158,9 @@ def search_tries(mean: torch.Tensor, std: torch.Tensor, k_try: torch.Tensor, see
             sigma = shard_scale(k_s, k, decay)                           # (n, T)
             keys = block_keys(seed, STREAM_LEVEL1 + k, block_ids[b], device)
             rhs = candidate_rhs(keys, cand, dims, buffer)                # [g; g^2; 1]
-            g = rhs[:, :dims]
-            look = remaining_variance(k_s, k, decay)[..., None] if lookahead else 0.0
-            w = 1.0 / (var[:, None] + look)                              # (n, T, dims)
-            r = s - mu[:, None, None]                                    # (n, T, B, dims)
-            wr = w[:, :, None] * r
-            B = r.shape[2]
-            # one product: [2 sigma w r, sigma^2 w, sum_d w r^2] . [g; g^2; 1]
-            lhs = torch.cat([wr * (2 * sigma)[..., None, None],
-                             (w * sigma.square()[..., None])[:, :, None].expand(n, T, B, dims),
-                             (wr * r).sum(-1, keepdim=True)], dim=3)
-            parent, choice = _search_step(lhs, rhs, min(beam, B * n_cand))
-            nb = parent.shape[1]
-            parent, choice = parent.view(n, T, nb), choice.view(n, T, nb)
-            chosen = torch.gather(g, 2, choice.view(n, 1, T * nb).expand(n, dims, T * nb))
-            new_s = torch.gather(s, 2, parent[..., None].expand(n, T, nb, dims))
-            new_s += chosen.view(n, dims, T, nb).permute(0, 2, 3, 1) * sigma[..., None, None]
-            new_idx = torch.cat([torch.gather(idx, 2, parent[..., None].expand(
-                n, T, nb, idx.shape[3])), choice[..., None]], dim=3)
-            if not act.all():                          # finished tries keep their samples
-                keep_old = ~act[..., None, None]
-                if B < nb:                             # the beam is still growing: pad
-                    pad = torch.arange(nb, device=device).clamp_(max=B - 1)   # with copies
-                    s, idx = s[:, :, pad], idx[:, :, pad]
-                new_s = torch.where(keep_old, s, new_s)
-                new_idx = torch.where(keep_old, torch.cat(
-                    [idx, torch.full_like(choice[..., None], -1)], dim=3), new_idx)
-            s, idx = new_s, new_idx
+            look = (remaining_variance(k_s, k, decay) if lookahead
+                    else torch.zeros_like(sigma))                        # (n, T)
+            s, idx = _beam_step(s, idx, mu, var, sigma, look, act, rhs, beam)
         sample[b] = s[:, :, 0]
         indices[b, :, :idx.shape[3]] = idx[:, :, 0]
     return indices, sample
