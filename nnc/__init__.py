@@ -18,8 +18,16 @@ from __future__ import annotations
 __all__ = ["compress", "decompress", "__version__"]
 __version__ = "0.1.0"
 
-from .api import (MAX_REFINE, MAX_SEED, compress, decompress,  # noqa: F401
-                  with_metadata)
+_API = ("MAX_REFINE", "MAX_SEED", "compress", "decompress", "with_metadata")
+
+
+def __getattr__(name: str):
+    """The API (nnc/api.py) on first use: importing nnc, or the CLI, does not import numpy
+    until it is needed (the CLI first tells numpy's BLAS to start no threads of its own)."""
+    if name in _API:
+        from . import api
+        return getattr(api, name)
+    raise AttributeError(f"module 'nnc' has no attribute {name!r}")
 
 
 def _register_pillow_plugin() -> None:
