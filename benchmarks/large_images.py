@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.common import KODAK, machine_facts, whole_process
+from benchmarks.cpu_paths import cli_command
 
 SIZES = {1: (1152, 864), 12: (4000, 3000), 24: (6000, 4000), 100: (10000, 10000)}
 
@@ -50,7 +51,7 @@ def main():
     ap.add_argument("--megapixels", type=int, nargs="+", default=[12, 24], choices=SIZES)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
-    nnc = [sys.executable, "-m", "nnc.cli"]
+    nnc = cli_command()
     res = json.loads(args.out.read_text()) if args.out.exists() else {}
     res.update({"machine": f"{platform.machine()} CPU, {os.cpu_count()} cores",
                 "machine_facts": machine_facts(),
