@@ -242,6 +242,10 @@ VARIANTS = {
     # its default since 2026-12-07: the last refinement steps taken unchecked
     "f32-unchecked": {**BLOCKS_2026_11_30, "refine_precision": "float32",
                       "analysis_precision": "float32", "refine_check": False},
+    # the same settings, measured after the coders' inner loops moved to C (2026-12-07,
+    # nnc/coding/_kernels.c: candidates' Gaussians within a few ulps of torch's)
+    "f32-unchecked-c": {**BLOCKS_2026_11_30, "refine_precision": "float32",
+                        "analysis_precision": "float32", "refine_check": False},
     # = `nnc compress --refine 1` and `--refine 0` on such a CPU
     "f32-refine1": {**BLOCKS_2026_11_30, "refine_precision": "float32",
                     "analysis_precision": "float32", "refine_l2_steps": 1, "refine_step": 0.5},

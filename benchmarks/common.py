@@ -56,11 +56,8 @@ def machine_facts() -> dict:
         facts["native_bf16"] = fast_bf16()
     except ImportError:
         pass
-    try:        # the level-1 encoder's C kernels (nnc/coding/_kernels.c) and their ISA
-        from nnc.coding import _candidates
-        facts["nnc_c_kernels"] = _candidates.ISA
-    except ImportError:
-        facts["nnc_c_kernels"] = None
+    from nnc.coding.native import kernels     # the encoders' C kernels and their ISA
+    facts["nnc_c_kernels"] = kernels.ISA if kernels is not None else None
     return facts
 
 
