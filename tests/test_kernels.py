@@ -136,3 +136,30 @@ def test_level2_weights_are_torchs(monkeypatch):
     with pytest.raises(ValueError, match="ascend"):
         C.level2_weights(*(a.numpy() for a in (block_keys(0, 0, groups), pos.int(), m, s)),
                          groups.flip(0).int().numpy(), got.numpy(), 4096, 2)
+
+
+@needs_c
+def test_beam_step_refuses_bad_buffers_and_survives_non_numbers():
+    """Outputs must be writable and of the right types and sizes; scores that are not
+    numbers (a zero variance with nothing to come) still give valid beams."""
+    n, tries, beams, dims, cands, width = 2, 1, 1, 16, 1024, 8
+    s = np.zeros((n, tries, beams, dims), np.float32)
+    idx = np.zeros((n, tries, beams, 0), np.int64)
+    mu, var = np.ones((n, dims), np.float32), np.zeros((n, dims), np.float32)
+    sigma, look = np.ones((n, tries), np.float32), np.zeros((n, tries), np.float32)
+    act = np.ones((n, tries), np.uint8)
+    rhs = greedy_search.candidate_rhs(block_keys(1, STREAM_LEVEL1, torch.arange(n)),
+                                      torch.arange(cands, dtype=torch.int32), dims).numpy()
+    new_s = np.zeros((n, tries, width, dims), np.float32)
+    new_idx = np.full((n, tries, width, 1), -7, np.int64)
+    args = (s, idx, mu, var, sigma, look, act, rhs, n, tries, beams, dims, 0, cands, width)
+    C.beam_step(*args, new_s, new_idx, 2)
+    assert ((new_idx >= 0) & (new_idx < cands)).all()
+    frozen = new_s.copy()
+    frozen.setflags(write=False)
+    with pytest.raises((BufferError, ValueError), match="writ|read-only"):
+        C.beam_step(*args, frozen, new_idx, 1)
+    with pytest.raises(ValueError, match="int64"):
+        C.beam_step(*args, new_s, new_idx.astype(np.int32), 1)
+    with pytest.raises(ValueError):
+        C.beam_step(*args[:10], 1 << 62, *args[11:], new_s, new_idx, 1)

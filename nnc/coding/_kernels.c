@@ -22,7 +22,7 @@
  *     var[b]), the shard's scale sigma[b, t] and the variance look[b, t] its later shards
  *     will add; rhs[b] holds the shard's candidates ([g; g^2; 1] as fill writes it). Every
  *     (beam, candidate) pair is scored, sum_d w (s + sigma g - mu)^2 with w = 1 / (var +
- *     look), the ``width`` lowest kept (equal scores: the first pair), and written, best
+ *     look), the ``width`` lowest kept (equal scores: either, as torch's topk), and written, best
  *     first, to new_s[b, t] (width x dims) and new_idx[b, t] (width x (shards + 1), the
  *     beam's indices and the candidate). A try with act[b, t] = 0 is finished: its beams are
  *     kept (padded with copies of the last one) and their indices get -1. The g^2 terms are
@@ -108,12 +108,16 @@ static inline float gaussian(uint32_t word) {
     return ((w < 5.0f ? p : q) * x) * 1.41421356f;
 }
 
-/* keeps the k lowest values seen (val, ascending) and their positions */
+/* a < b, NaN after every number (so that a NaN score is never kept before a real one) */
+static inline int before(float a, float b) { return a < b || (b != b && a == a); }
+
+/* keeps the k lowest values seen (val, ascending; equal values: the one seen first) and
+ * their positions */
 static inline void keep(float v, int64_t p, float *val, int64_t *pos, int *kept, int k) {
-    if (*kept == k && !(v < val[k - 1]))
+    if (*kept == k && !before(v, val[k - 1]))
         return;
     int j = *kept < k ? (*kept)++ : k - 1;
-    while (j > 0 && v < val[j - 1]) {
+    while (j > 0 && before(v, val[j - 1])) {
         val[j] = val[j - 1];
         pos[j] = pos[j - 1];
         j--;
@@ -138,7 +142,7 @@ typedef struct {
 
 /* the kernels, once per instruction set: KERNEL(name) names each version */
 #define KERNELS 1
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)   /* clang: no pragma target */
 #define X86_KERNELS 1
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512vl,avx512dq,avx2,fma")
@@ -165,7 +169,7 @@ typedef struct {
 
 typedef struct {
     const char *isa;
-    void (*fill_block)(uint32_t key, int n_cand, int dims, float *out);
+    void (*fill_block)(uint32_t key, int n_cand, int dims, float *out, uint32_t *h);
     void (*beam_block)(const BeamCtx *bc, Py_ssize_t i, float *quad, float *lhs);
     void (*weights)(const uint32_t *keys, const int32_t *pos, const float *mean,
                     const float *std, const int32_t *rows, float *logw, Py_ssize_t n,
@@ -229,18 +233,49 @@ static void release(Py_buffer *bufs, int count) {
         PyBuffer_Release(&bufs[i]);
 }
 
-/* buffers of Python objects: contiguous, of the given byte sizes (writable: the last) */
-static int get_buffers(PyObject **objs, Py_buffer *bufs, const Py_ssize_t *sizes, int count,
-                       const char *what) {
+/* the product of ``count`` sizes, or -1 where one is negative or it overflows */
+static Py_ssize_t product(const Py_ssize_t *f, int count) {
+    Py_ssize_t r = 1;
+    for (int i = 0; i < count; i++)
+        if (f[i] < 0 || __builtin_mul_overflow(r, f[i], &r))
+            return -1;
+    return r;
+}
+
+/* whether a buffer's items are of ``kind``: 'f' float32, 'i' 32-bit integers, 'l' 64-bit
+ * integers, 'b' bytes */
+static int of_kind(const Py_buffer *b, char kind) {
+    const char *f = b->format ? b->format : "B";
+    while (*f && strchr("@=<>!", *f))
+        f++;
+    if (f[0] && f[1])
+        return 0;
+    switch (kind) {
+    case 'f': return b->itemsize == 4 && *f == 'f';
+    case 'i': return b->itemsize == 4 && strchr("iIlL", *f) != NULL;
+    case 'l': return b->itemsize == 8 && strchr("lLqQ", *f) != NULL;
+    default: return b->itemsize == 1 && strchr("bB?c", *f) != NULL;
+    }
+}
+
+/* buffers of Python objects: C-contiguous, of the given item kinds (types[i]) and numbers of
+ * items (counts[i]; -1: any); the arguments from ``outputs`` on are written to */
+static int get_buffers(PyObject **objs, Py_buffer *bufs, const char *types,
+                       const Py_ssize_t *counts, int count, int outputs, const char *what) {
     for (int i = 0; i < count; i++) {
-        int flags = PyBUF_C_CONTIGUOUS | (i == count - 1 ? PyBUF_WRITABLE : 0);
+        int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (i >= outputs ? PyBUF_WRITABLE : 0);
         if (PyObject_GetBuffer(objs[i], &bufs[i], flags) < 0) {
             release(bufs, i);
             return -1;
         }
-        if (bufs[i].len != sizes[i]) {
-            PyErr_Format(PyExc_ValueError, "%s: argument %d has %zd bytes, not %zd", what, i,
-                         bufs[i].len, sizes[i]);
+        const char *problem = NULL;
+        if (!of_kind(&bufs[i], types[i]))
+            problem = types[i] == 'f' ? "is not float32" : types[i] == 'i' ? "is not int32"
+                      : types[i] == 'l' ? "is not int64" : "is not bytes";
+        else if (counts[i] >= 0 && bufs[i].len != counts[i] * bufs[i].itemsize)
+            problem = "has the wrong size";
+        if (problem) {
+            PyErr_Format(PyExc_ValueError, "%s: argument %d %s", what, i, problem);
             release(bufs, i + 1);
             return -1;
         }
@@ -254,38 +289,47 @@ typedef struct {
     const uint32_t *keys;
     int n_cand, dims;
     float *out;
+    int failed;            /* out of memory */
 } FillCtx;
 
 static void fill_range(void *arg, Py_ssize_t first, Py_ssize_t last) {
     FillCtx *fc = (FillCtx *)arg;
     size_t stride = (size_t)(2 * fc->dims + 1) * fc->n_cand;
-    for (Py_ssize_t b = first; b < last; b++) {
-        float *out = fc->out + stride * b;
-        K->fill_block(fc->keys[b], fc->n_cand, fc->dims, out);
+    uint32_t *h = malloc(sizeof(uint32_t) * (size_t)fc->n_cand);
+    if (!h) {
+        fc->failed = 1;
+        return;
     }
+    for (Py_ssize_t b = first; b < last; b++)
+        K->fill_block(fc->keys[b], fc->n_cand, fc->dims, fc->out + stride * b, h);
+    free(h);
 }
 
 static PyObject *fill(PyObject *self, PyObject *args) {
     PyObject *objs[2];
     int n_cand, dims, threads;
-    Py_ssize_t n;
     if (!PyArg_ParseTuple(args, "OiiOi", &objs[0], &n_cand, &dims, &objs[1], &threads))
         return NULL;
     if (n_cand <= 0 || dims <= 0 || dims > (1 << 16) || n_cand > (1 << 24)) {
-        PyErr_SetString(PyExc_ValueError, "fill: n_cand and dims must be positive");
+        PyErr_SetString(PyExc_ValueError, "fill: n_cand and dims out of range");
         return NULL;
     }
     Py_buffer bufs[2];
-    if (PyObject_GetBuffer(objs[0], &bufs[0], PyBUF_C_CONTIGUOUS) < 0)
+    Py_ssize_t counts[2] = {-1, -1};
+    if (get_buffers(objs, bufs, "if", counts, 2, 1, "fill") < 0)
         return NULL;
-    n = bufs[0].len / 4;
-    PyBuffer_Release(&bufs[0]);
-    Py_ssize_t sizes[2] = {n * 4, n * (2 * dims + 1) * (Py_ssize_t)n_cand * 4};
-    if (get_buffers(objs, bufs, sizes, 2, "fill") < 0)
+    Py_ssize_t n = bufs[0].len / 4, f[3] = {n, 2 * (Py_ssize_t)dims + 1, n_cand};
+    Py_ssize_t want = product(f, 3);
+    if (want < 0 || bufs[1].len != want * 4) {
+        release(bufs, 2);
+        PyErr_SetString(PyExc_ValueError, "fill: out must hold n x (2 dims + 1) x n_cand");
         return NULL;
-    FillCtx fc = {(const uint32_t *)bufs[0].buf, n_cand, dims, (float *)bufs[1].buf};
+    }
+    FillCtx fc = {(const uint32_t *)bufs[0].buf, n_cand, dims, (float *)bufs[1].buf, 0};
     parallel(fill_range, &fc, n, threads);
     release(bufs, 2);
+    if (fc.failed)
+        return PyErr_NoMemory();
     Py_RETURN_NONE;
 }
 
@@ -312,18 +356,27 @@ static PyObject *beam_step(PyObject *self, PyObject *args) {
                           &objs[4], &objs[5], &objs[6], &objs[7], &n, &tries, &beams, &dims,
                           &shards, &n_cand, &width, &objs[8], &objs[9], &threads))
         return NULL;
-    if (n < 0 || tries < 1 || beams < 1 || dims < 1 || shards < 0 || n_cand < 32
-            || n_cand % 32 || width < 1 || width > MAX_K || width > beams * n_cand) {
-        PyErr_SetString(PyExc_ValueError, "beam_step: bad sizes (n_cand: a multiple of 32; "
-                        "1 <= width <= min(256, beams n_cand))");
+    if (n < 0 || n > (1L << 40) || tries < 1 || tries > 1024 || beams < 1 || beams > MAX_K
+            || dims < 1 || dims > (1 << 16) || shards < 0 || shards > (1 << 16) || n_cand < 32
+            || n_cand > (1 << 24) || n_cand % 32 || width < 1 || width > MAX_K
+            || width > beams * n_cand) {
+        PyErr_SetString(PyExc_ValueError, "beam_step: sizes out of range (n_cand: a multiple "
+                        "of 32; beams and width at most 256, width <= beams n_cand)");
         return NULL;
     }
+    Py_ssize_t J = 2 * dims + 1;
+    Py_ssize_t f[10][4] = {{n, tries, beams, dims}, {n, tries, beams, shards}, {n, dims, 1, 1},
+                           {n, dims, 1, 1}, {n, tries, 1, 1}, {n, tries, 1, 1},
+                           {n, tries, 1, 1}, {n, J, n_cand, 1}, {n, tries, width, dims},
+                           {n, tries, width, shards + 1}};
+    Py_ssize_t counts[10];
+    for (int i = 0; i < 10; i++)
+        if ((counts[i] = product(f[i], 4)) < 0) {
+            PyErr_SetString(PyExc_ValueError, "beam_step: sizes out of range");
+            return NULL;
+        }
     Py_buffer bufs[10];
-    Py_ssize_t nt = n * tries;
-    Py_ssize_t sizes[10] = {nt * beams * dims * 4, nt * beams * shards * 8, n * dims * 4,
-                            n * dims * 4, nt * 4, nt * 4, nt, n * (2 * dims + 1) * n_cand * 4,
-                            nt * width * dims * 4, nt * width * (shards + 1) * 8};
-    if (get_buffers(objs, bufs, sizes, 10, "beam_step") < 0)
+    if (get_buffers(objs, bufs, "flffffbffl", counts, 10, 8, "beam_step") < 0)
         return NULL;
     BeamCtx bc = {bufs[0].buf, bufs[1].buf, bufs[2].buf, bufs[3].buf, bufs[4].buf, bufs[5].buf,
                   bufs[6].buf, bufs[7].buf, tries, beams, dims, shards, n_cand, width,
@@ -367,17 +420,17 @@ static PyObject *level2_weights(PyObject *self, PyObject *args) {
         return NULL;
     }
     Py_buffer bufs[6];
-    if (PyObject_GetBuffer(objs[0], &bufs[0], PyBUF_C_CONTIGUOUS) < 0)
+    Py_ssize_t counts[6] = {-1, -1, -1, -1, -1, -1};
+    if (get_buffers(objs, bufs, "iiffif", counts, 6, 5, "level2_weights") < 0)
         return NULL;
-    Py_ssize_t n = bufs[0].len / 4;
-    PyBuffer_Release(&bufs[0]);
-    if (PyObject_GetBuffer(objs[5], &bufs[5], PyBUF_C_CONTIGUOUS) < 0)
+    Py_ssize_t n = bufs[0].len / 4, n_rows = bufs[5].len / 4 / n_cand;
+    if (bufs[1].len != n * 4 || bufs[2].len != n * 4 || bufs[3].len != n * 4
+            || bufs[4].len != n * 4 || bufs[5].len != n_rows * n_cand * 4) {
+        release(bufs, 6);
+        PyErr_SetString(PyExc_ValueError, "level2_weights: keys, pos, mean, std and rows must "
+                        "have one item per dimension, logw rows of n_cand");
         return NULL;
-    Py_ssize_t n_rows = bufs[5].len / 4 / n_cand;
-    PyBuffer_Release(&bufs[5]);
-    Py_ssize_t sizes[6] = {n * 4, n * 4, n * 4, n * 4, n * 4, n_rows * n_cand * 4};
-    if (get_buffers(objs, bufs, sizes, 6, "level2_weights") < 0)
-        return NULL;
+    }
     const int32_t *rows = (const int32_t *)bufs[4].buf;
     for (Py_ssize_t i = 0; i < n; i++)
         if (rows[i] < 0 || rows[i] >= n_rows || (i > 0 && rows[i] < rows[i - 1])) {
@@ -413,16 +466,15 @@ static PyObject *gaussians(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OO", &objs[0], &objs[1]))
         return NULL;
     Py_buffer bufs[2];
-    if (PyObject_GetBuffer(objs[0], &bufs[0], PyBUF_C_CONTIGUOUS) < 0)
+    Py_ssize_t counts[2] = {-1, -1};
+    if (get_buffers(objs, bufs, "if", counts, 2, 1, "gaussians") < 0)
         return NULL;
-    Py_ssize_t n = bufs[0].len / 4;
-    PyBuffer_Release(&bufs[0]);
-    Py_ssize_t sizes[2] = {n * 4, n * 4};
-    if (get_buffers(objs, bufs, sizes, 2, "gaussians") < 0)
+    if (bufs[0].len != bufs[1].len) {
+        release(bufs, 2);
+        PyErr_SetString(PyExc_ValueError, "gaussians: words and out of one length");
         return NULL;
-    const uint32_t *words = (const uint32_t *)bufs[0].buf;
-    float *out = (float *)bufs[1].buf;
-    K->map_gaussian(words, out, n);
+    }
+    K->map_gaussian((const uint32_t *)bufs[0].buf, (float *)bufs[1].buf, bufs[0].len / 4);
     release(bufs, 2);
     Py_RETURN_NONE;
 }
@@ -468,9 +520,7 @@ PyMODINIT_FUNC PyInit__kernels(void) {
 
 #else  /* KERNELS: included twice above, once per instruction set */
 
-static void KERNEL(fill_block)(uint32_t key, int n_cand, int dims, float *out) {
-    float *one = out + (size_t)2 * dims * n_cand;
-    uint32_t *h = (uint32_t *)one;         /* the candidates' words, before the ones */
+static void KERNEL(fill_block)(uint32_t key, int n_cand, int dims, float *out, uint32_t *h) {
     for (int c = 0; c < n_cand; c++)
         h[c] = mix32(key ^ (uint32_t)c);
     for (int d = 0; d < dims; d++) {
@@ -483,6 +533,7 @@ static void KERNEL(fill_block)(uint32_t key, int n_cand, int dims, float *out) {
             g2[c] = v * v;
         }
     }
+    float *one = out + (size_t)2 * dims * n_cand;
     for (int c = 0; c < n_cand; c++)
         one[c] = 1.0f;
 }
@@ -537,15 +588,18 @@ static void KERNEL(lowest)(const float *lhs, const float *rhs, Py_ssize_t B, Py_
                 }
             }
             for (int q = 0; q < rows; q++) {
-                /* most tiles hold no score under the k-th kept: one vector test */
-                float worst = kept == k ? val[k - 1] : INFINITY;
-                VI lower = (acc[q][0] < worst) | (acc[q][1] < worst);
-                uint64_t any[VW / 2], some = 0;
-                memcpy(any, &lower, sizeof(VI));
-                for (int w = 0; w < VW / 2; w++)
-                    some |= any[w];
-                if (!some)
-                    continue;
+                /* once k are kept, most tiles hold no score under the k-th: one vector test
+                 * (scores that are not numbers go through keep(), which puts them last) */
+                if (kept == k && val[k - 1] == val[k - 1]) {
+                    float worst = val[k - 1];
+                    VI lower = (acc[q][0] < worst) | (acc[q][1] < worst);
+                    uint64_t any[VW / 2], some = 0;
+                    memcpy(any, &lower, sizeof(VI));
+                    for (int w = 0; w < VW / 2; w++)
+                        some |= any[w];
+                    if (!some)
+                        continue;
+                }
                 for (int h = 0; h < 2; h++)
                     for (int l = 0; l < VW; l++)
                         keep(acc[q][h][l], (b0 + q) * C + c0 + h * VW + l, val, pos, &kept, k);

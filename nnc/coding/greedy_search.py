@@ -76,12 +76,12 @@ def _beam_step(s: torch.Tensor, idx: torch.Tensor, mu: torch.Tensor, var: torch.
     n, T, B, dims = s.shape
     n_cand = rhs.shape[2]
     nb = min(beam, B * n_cand)
-    if kernels is not None and s.device.type == "cpu" and n_cand % 32 == 0:
-        new_s = torch.empty(n, T, nb, dims)
+    if kernels is not None and s.device.type == "cpu" and n_cand % 32 == 0 and beam <= 256:
+        new_s = torch.empty(n, T, nb, dims, dtype=torch.float32)
         new_idx = torch.empty(n, T, nb, idx.shape[3] + 1, dtype=torch.int64)
         f32 = lambda t: t.to(torch.float32).contiguous().numpy()   # noqa: E731
         kernels.beam_step(f32(s), idx.contiguous().numpy(), f32(mu), f32(var), f32(sigma),
-                          f32(look), act.to(torch.uint8).contiguous().numpy(), rhs.numpy(),
+                          f32(look), act.to(torch.uint8).contiguous().numpy(), f32(rhs),
                           n, T, B, dims, idx.shape[3], n_cand, nb, new_s.numpy(),
                           new_idx.numpy(), torch.get_num_threads())
         return new_s, new_idx
@@ -142,7 +142,7 @@ def search_tries(mean: torch.Tensor, std: torch.Tensor, k_try: torch.Tensor, see
         b = order[start:start + chunk]                 # most shards first: the chunk shrinks
         n, k_b = b.numel(), k_try[b]                   # from its end as blocks are done
         mu, var = mean[b], std[b].square()
-        buffer = torch.empty(n * (2 * dims + 1) * n_cand, device=device)
+        buffer = torch.empty(n * (2 * dims + 1) * n_cand, device=device, dtype=torch.float32)
         s = torch.zeros(n, T, 1, dims, device=device)                # (blocks, tries, beams, dims)
         idx = torch.zeros(n, T, 1, 0, dtype=torch.int64, device=device)
         for k in range(int(k_b.max().item())):
@@ -177,7 +177,7 @@ def candidate_rhs(keys: torch.Tensor, cand: torch.Tensor, dims: int,
     saves faulting fresh memory in every shard)."""
     n, n_cand = keys.shape[0], cand.shape[0]
     shape = (n, 2 * dims + 1, n_cand)
-    rhs = (torch.empty(shape, device=keys.device) if buffer is None
+    rhs = (torch.empty(shape, device=keys.device, dtype=torch.float32) if buffer is None
            else buffer.view(-1)[:math.prod(shape)].view(shape))
     if (kernels is not None and keys.device.type == "cpu"
             and bool((cand == torch.arange(n_cand, dtype=cand.dtype)).all())):

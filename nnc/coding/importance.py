@@ -138,7 +138,9 @@ def _add_weights(logw, seed, groups, rows, pos_in_group, m, s, cand) -> None:
     candidate x of its group to ``logw``'s row ``rows``. On the CPU, where nnc's C kernels
     are built, in one pass (nnc/coding/_kernels.c ``level2_weights``: the same words, G
     within a few float32 ulps of torch's); else with torch's ops."""
-    if kernels is not None and logw.device.type == "cpu" and logw.is_contiguous():
+    if (kernels is not None and logw.device.type == "cpu" and logw.is_contiguous()
+            and logw.dtype == torch.float32
+            and bool((cand == torch.arange(len(cand), dtype=cand.dtype)).all())):
         keys = block_keys(seed, STREAM_LEVEL2, groups, logw.device)
         i32 = lambda t: t.to(torch.int32).contiguous().numpy()   # noqa: E731
         kernels.level2_weights(keys.numpy(), i32(pos_in_group), m.contiguous().numpy(),
