@@ -2,6 +2,7 @@
 anywhere in the package, `import nnc` without the CLI or torch, and modules of one job (no
 module in nnc/ over 400 lines)."""
 import itertools
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,17 @@ def test_import_nnc_imports_neither_the_cli_nor_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_import_nnc_leaves_numpy_to_the_cli():
+    """`import nnc` imports the API on first use, so the CLI can tell numpy's OpenBLAS to
+    start no threads before numpy loads (nnc/cli/__init__.py)."""
+    code = ("import sys, os; import nnc; a = 'numpy' in sys.modules; import nnc.cli; "
+            "print(a, os.environ.get('OPENBLAS_NUM_THREADS'), callable(nnc.compress))")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env).stdout
+    assert out.split() == ["False", "1", "True"]
 
 
 def test_no_module_is_over_400_lines():
