@@ -167,24 +167,19 @@ def _start_analysis(img, o: dict):
     if o["device"] == "auto" and os.path.exists("/dev/nvidiactl"):
         return None       # an NVIDIA driver: "auto" will most likely encode on the GPU
     from . import analysis
-    from .codes import manifest, weights_dir
-    name = o["model_name"] or manifest()["default"]
+    from .codes import file_sha256, manifest, weights_dir
+    m = manifest()
+    name = o["model_name"] or m["default"]
     if not analysis.float32_path() or not analysis.applies(img, name):
         return None
     pending = analysis.start(img, float(np.float32(o["quality"])), name)
-    entry = manifest()["models"].get(name, {})
-    if "file" in entry:          # the weights' sha256 too (load_model checks it): 0.02 s
-        threading.Thread(target=_hash_quietly, args=(weights_dir() / entry["file"],),
-                         daemon=True).start()
+
+    def hash_weights():          # load_model checks the weights' sha256: 0.02 s, done here
+        with contextlib.suppress(OSError, KeyError):   # (load_model says what is wrong)
+            file_sha256(weights_dir() / m["models"][name]["file"])
+
+    threading.Thread(target=hash_weights, daemon=True).start()
     return pending
-
-
-def _hash_quietly(path) -> None:
-    from .codes import file_sha256
-    try:
-        file_sha256(path)
-    except OSError:
-        pass                     # load_model will say what is wrong with the file
 
 
 def _check_not_nnc(data: bytes, src: str, force: bool, notes: list) -> None:

@@ -105,6 +105,15 @@ def test_engine_torch_and_onnx_from_the_cli(runner, tmp_path, kodim23_crop):
     assert r.exit_code == 2
 
 
+def _against_the_deconvolution(layer, form, batch: int):
+    """(input, the ConvTranspose2d's output, ``form``'s output) on odd sizes too."""
+    import torch
+    for h, w in ((1, 1), (3, 8), (7, 5)):
+        x = torch.randn(batch, layer.in_channels, h, w)
+        with torch.no_grad():
+            yield x, layer(x), form(x)
+
+
 def test_subpixel_deconv_equals_the_transposed_convolution():
     """The exported graphs' form of g_s's and h_s's layers (layers.SubpixelDeconv): the same
     outputs as the ConvTranspose2d up to float rounding, on odd sizes too; other layer
@@ -114,11 +123,8 @@ def test_subpixel_deconv_equals_the_transposed_convolution():
     torch.manual_seed(0)
     layer = deconv(6, 5)
     sub = SubpixelDeconv(layer)
-    for h, w in ((1, 1), (3, 8), (7, 5)):
-        x = torch.randn(2, 6, h, w)
-        with torch.no_grad():
-            want, got = layer(x), sub(x)
-        assert got.shape == want.shape == (2, 5, 2 * h, 2 * w)
+    for x, want, got in _against_the_deconvolution(layer, sub, batch=2):
+        assert got.shape == want.shape == (2, 5, 2 * x.shape[2], 2 * x.shape[3])
         assert torch.allclose(got, want, atol=1e-5)
     with pytest.raises(TypeError, match="SubpixelDeconv"):
         SubpixelDeconv(deconv(6, 5, k=3))
@@ -143,11 +149,8 @@ def test_phase_deconv_equals_the_transposed_convolution_in_torch_and_onnx():
                           output_names=["y"], dynamic_axes={"x": {2: "h", 3: "w"}},
                           opset_version=17, dynamo=False)
     session = ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
-    for h, w in ((1, 1), (3, 8), (7, 5)):
-        x = torch.randn(1, 6, h, w)
-        with torch.no_grad():
-            want, got = layer(x), phase(x)
-        assert got.shape == want.shape == (1, 16, 2 * h, 2 * w)
+    for x, want, got in _against_the_deconvolution(layer, phase, batch=1):
+        assert got.shape == want.shape == (1, 16, 2 * x.shape[2], 2 * x.shape[3])
         assert torch.allclose(got, want, atol=1e-5)
         (onnx_out,) = session.run(None, {"x": x.numpy()})
         assert np.allclose(onnx_out, want.numpy(), atol=1e-5)

@@ -69,7 +69,7 @@ def test_beam_step_is_torchs(beams, width, monkeypatch):
     sigma, look = torch.rand(n, tries, generator=gen) + 0.2, torch.rand(n, tries, generator=gen)
     act = torch.rand(n, tries, generator=gen) > 0.3
     rhs = greedy_search.candidate_rhs(block_keys(1, STREAM_LEVEL1, torch.arange(n)),
-                                      torch.arange(cands, dtype=torch.int32), dims)
+                                      cands, dims)
     got = greedy_search._beam_step(s, idx, mu, var, sigma, look, act, rhs, width)
     monkeypatch.setattr(greedy_search, "kernels", None)
     want = greedy_search._beam_step(s, idx, mu, var, sigma, look, act, rhs, width)
@@ -126,12 +126,11 @@ def test_level2_weights_are_torchs(monkeypatch):
     pos = torch.arange(groups.numel()) - (torch.cumsum(sizes, 0) - sizes)[groups]
     m = torch.randn(groups.numel(), generator=gen)
     s = torch.rand(groups.numel(), generator=gen) * 0.9 + 0.1
-    cand = torch.arange(4096, dtype=torch.int32)
     got = torch.zeros(40, 4096)
-    importance._add_weights(got, 11, groups + 100, groups, pos, m, s, cand)
+    importance._add_weights(got, 11, groups + 100, groups, pos, m, s, 4096)
     monkeypatch.setattr(importance, "kernels", None)
     want = torch.zeros(40, 4096)
-    importance._add_weights(want, 11, groups + 100, groups, pos, m, s, cand)
+    importance._add_weights(want, 11, groups + 100, groups, pos, m, s, 4096)
     assert torch.allclose(got, want, rtol=1e-5, atol=1e-4)
     with pytest.raises(ValueError, match="ascend"):
         C.level2_weights(*(a.numpy() for a in (block_keys(0, 0, groups), pos.int(), m, s)),
@@ -149,7 +148,7 @@ def test_beam_step_refuses_bad_buffers_and_survives_non_numbers():
     sigma, look = np.ones((n, tries), np.float32), np.zeros((n, tries), np.float32)
     act = np.ones((n, tries), np.uint8)
     rhs = greedy_search.candidate_rhs(block_keys(1, STREAM_LEVEL1, torch.arange(n)),
-                                      torch.arange(cands, dtype=torch.int32), dims).numpy()
+                                      cands, dims).numpy()
     new_s = np.zeros((n, tries, width, dims), np.float32)
     new_idx = np.full((n, tries, width, 1), -7, np.int64)
     args = (s, idx, mu, var, sigma, look, act, rhs, n, tries, beams, dims, 0, cands, width)

@@ -32,7 +32,7 @@ from .greedy_format import (LEVEL, SECTIONS, Level1Code, Level1Format, Level1Sea
                            _shard_count_rows, check_sections, decode_latent, decode_numpy,
                            format_from_header, from_blocks, read, read_sections,
                            shard_contexts, to_blocks, write, write_sections)
-from .greedy_search import remaining_variance, search_tries, shard_scale  # noqa: F401
+from .greedy_search import search_tries, shard_scale
 from .prng import (STREAM_L1_OUTLIER_NOISE, STREAM_LEVEL1, block_keys, candidate_words, mix32,
                    words_to_gaussian)
 

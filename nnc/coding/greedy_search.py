@@ -133,7 +133,6 @@ def search_tries(mean: torch.Tensor, std: torch.Tensor, k_try: torch.Tensor, see
     indices = torch.full((n_blocks, T, kmax), -1, dtype=torch.int64, device=device)
     sample = torch.zeros(n_blocks, T, dims, device=device)
     n_cand = 1 << bits
-    cand = torch.arange(n_cand, device=device, dtype=torch.int32)
     chunk = max(1, CHUNK_ELEMENTS // (n_cand * T * max(beam, dims)))
     most = k_try.max(1).values
     order = torch.argsort(most, descending=True, stable=True)
@@ -157,7 +156,7 @@ def search_tries(mean: torch.Tensor, std: torch.Tensor, k_try: torch.Tensor, see
             k_s = k_b.clamp(min=k + 1)          # finished tries: any valid count will do
             sigma = shard_scale(k_s, k, decay)                           # (n, T)
             keys = block_keys(seed, STREAM_LEVEL1 + k, block_ids[b], device)
-            rhs = candidate_rhs(keys, cand, dims, buffer)                # [g; g^2; 1]
+            rhs = candidate_rhs(keys, n_cand, dims, buffer)              # [g; g^2; 1]
             look = (remaining_variance(k_s, k, decay) if lookahead
                     else torch.zeros_like(sigma))                        # (n, T)
             s, idx = _beam_step(s, idx, mu, var, sigma, look, act, rhs, beam)
@@ -166,24 +165,24 @@ def search_tries(mean: torch.Tensor, std: torch.Tensor, k_try: torch.Tensor, see
     return indices, sample
 
 
-def candidate_rhs(keys: torch.Tensor, cand: torch.Tensor, dims: int,
+def candidate_rhs(keys: torch.Tensor, n_cand: int, dims: int,
                   buffer: "torch.Tensor | None" = None) -> torch.Tensor:
-    """The shared candidates of blocks with ``keys`` (n,) int32, as the right-hand side of
-    search_tries' score product: (n, 2 dims + 1, len(cand)) float32, rows g (the candidates'
-    Gaussians, dims first), g^2 and 1. On the CPU, where the install built it, in one C pass
-    (nnc/coding/_kernels.c: the same words, G within a few float32 ulps of torch's, 3x
-    faster on two cores); else with torch's ops. ``buffer``: a float32 tensor of at least
-    that many elements to write them to (one buffer for all shards of a chunk of blocks
-    saves faulting fresh memory in every shard)."""
-    n, n_cand = keys.shape[0], cand.shape[0]
+    """The shared candidates 0 ... n_cand - 1 of blocks with ``keys`` (n,) int32, as the
+    right-hand side of search_tries' score product: (n, 2 dims + 1, n_cand) float32, rows g
+    (the candidates' Gaussians, dims first), g^2 and 1. On the CPU, where the install built
+    it, in one C pass (nnc/coding/_kernels.c: the same words, G within a few float32 ulps of
+    torch's, 3x faster on two cores); else with torch's ops. ``buffer``: a float32 tensor of
+    at least that many elements to write them to (one buffer for all shards of a chunk of
+    blocks saves faulting fresh memory in every shard)."""
+    n = keys.shape[0]
     shape = (n, 2 * dims + 1, n_cand)
     rhs = (torch.empty(shape, device=keys.device, dtype=torch.float32) if buffer is None
            else buffer.view(-1)[:math.prod(shape)].view(shape))
-    if (kernels is not None and keys.device.type == "cpu"
-            and bool((cand == torch.arange(n_cand, dtype=cand.dtype)).all())):
+    if kernels is not None and keys.device.type == "cpu":
         kernels.fill(keys.contiguous().numpy(), n_cand, dims, rhs.numpy(),
-                         torch.get_num_threads())
+                     torch.get_num_threads())
         return rhs
+    cand = torch.arange(n_cand, device=keys.device, dtype=torch.int32)
     g = words_to_gaussian(candidate_words(keys, cand, dims, dims_first=True),
                           out=rhs[:, :dims], scratch=True)
     torch.mul(g, g, out=rhs[:, dims:2 * dims])

@@ -133,20 +133,20 @@ def _candidate_gaussians(seed, group_of_dim, pos_in_group, candidates):
     return words_to_gaussian(h)
 
 
-def _add_weights(logw, seed, groups, rows, pos_in_group, m, s, cand) -> None:
+def _add_weights(logw, seed, groups, rows, pos_in_group, m, s, n_cand: int) -> None:
     """Adds each dimension's log q(x) - log p(x) (up to the group-constant -log s) for every
-    candidate x of its group to ``logw``'s row ``rows``. On the CPU, where nnc's C kernels
-    are built, in one pass (nnc/coding/_kernels.c ``level2_weights``: the same words, G
-    within a few float32 ulps of torch's); else with torch's ops."""
+    candidate x (0 ... n_cand - 1) of its group to ``logw``'s row ``rows``. On the CPU, where
+    nnc's C kernels are built, in one pass (nnc/coding/_kernels.c ``level2_weights``: the
+    same words, G within a few float32 ulps of torch's); else with torch's ops."""
     if (kernels is not None and logw.device.type == "cpu" and logw.is_contiguous()
-            and logw.dtype == torch.float32
-            and bool((cand == torch.arange(len(cand), dtype=cand.dtype)).all())):
+            and logw.dtype == torch.float32):
         keys = block_keys(seed, STREAM_LEVEL2, groups, logw.device)
         i32 = lambda t: t.to(torch.int32).contiguous().numpy()   # noqa: E731
         kernels.level2_weights(keys.numpy(), i32(pos_in_group), m.contiguous().numpy(),
-                               s.contiguous().numpy(), i32(rows), logw.numpy(), len(cand),
+                               s.contiguous().numpy(), i32(rows), logw.numpy(), n_cand,
                                torch.get_num_threads())
         return
+    cand = torch.arange(n_cand, device=logw.device, dtype=torch.int32)
     x = _candidate_gaussians(seed, groups, pos_in_group, cand)
     lw = x.square().mul_(0.5)                   # in place: these are the largest arrays
     lw.sub_(x.sub_(m[:, None]).div_(s[:, None]).square_(), alpha=0.5)
@@ -200,7 +200,7 @@ def importance_encode(mean: "torch.Tensor", std: "torch.Tensor", seed: int, inde
         g_hi = int(gd[-1]) + 1                     # groups [open_lo, g_hi) are touched
         logw = torch.cat([logw, torch.zeros(g_hi - open_lo - logw.shape[0], n_cand,
                                             device=device)])
-        _add_weights(logw, seed, gd, gd - open_lo, pos_in_group[sl], m[sl], s[sl], cand)
+        _add_weights(logw, seed, gd, gd - open_lo, pos_in_group[sl], m[sl], s[sl], n_cand)
         done = g_hi if ends[g_hi - 1] <= a + chunk else g_hi - 1
         if done > open_lo:
             chosen[open_lo:done] = _gumbel_choice(seed, open_lo, done, cand,

@@ -32,11 +32,6 @@ def default_model_name() -> str:
     return manifest()["default"]
 
 
-def sha256_file(path: Path) -> bytes:
-    """The file's sha256 (codes.file_sha256: remembered, and made early by ``nnc compress``)."""
-    return file_sha256(path)
-
-
 class Loaded(NamedTuple):
     """An installed model as a codec uses it: the network, the coder data that ships with
     it (the level-1 shard-count table), and the sha256 that files record."""
@@ -76,7 +71,7 @@ def load_model(name: str | None = None, device: str = "cpu") -> Loaded:
     if not path.is_file():
         raise ModelError(f"the weights of model {name!r} ({path}) are missing: "
                          + how_to_restore(name, m))
-    digest = sha256_file(path)
+    digest = file_sha256(path)      # remembered; made early by `nnc compress`
     if digest.hex() != entry["sha256"]:
         raise ModelError(f"weights file {path} does not match its sha256 in the manifest")
     try:
@@ -97,7 +92,7 @@ def export(checkpoint: Path, out_file: Path, shard_table: np.ndarray) -> tuple[d
     half = {k: (v.half() if v.is_floating_point() else v) for k, v in state["model"].items()}
     torch.save({"state_dict": half,
                 "shard_table": torch.as_tensor(shard_table, dtype=torch.int64)}, out_file)
-    return state["config"], sha256_file(out_file).hex()
+    return state["config"], file_sha256(out_file).hex()
 
 
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
